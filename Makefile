@@ -1,0 +1,51 @@
+# The two commands of this project: `make demo` and `make test`.
+# Both bootstrap what they need (tools/bootstrap.sh) idempotently.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+BIN := $(VENV)/bin
+COLLECTION_COPY := $(ROOT)/.build/ansible_collections/cloudkit/provisioning
+PY_VERSION := 3.11
+
+# ansible, ansible-lint and the tests find this collection and its dependencies here.
+export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.build
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
+export PATH := $(BIN):$(PATH)
+
+.PHONY: test demo bootstrap sync sanity lint units contract integration build clean
+
+## make test: everything (sanity, lint, units, the stand-in's contract tests, integration)
+test: bootstrap sanity lint units contract integration
+
+## make demo: the local stack with a Tenant and a sample ComputeInstance
+demo: bootstrap
+	$(ROOT)/tools/demo.sh
+
+bootstrap:
+	$(ROOT)/tools/bootstrap.sh
+
+sync:
+	$(ROOT)/tools/sync-collection.sh
+
+sanity: sync
+	cd $(COLLECTION_COPY) && $(BIN)/ansible-test sanity --python $(PY_VERSION) --color no
+
+lint: sync
+	$(BIN)/ansible-lint --profile production
+
+units: sync
+	cd $(COLLECTION_COPY) && $(BIN)/ansible-test units --python $(PY_VERSION) --color no
+
+contract:
+	$(BIN)/python -m pytest tests/contract
+
+integration: sync
+	$(BIN)/python -m pytest tests/integration
+
+build:
+	$(BIN)/ansible-galaxy collection build --force --output-path $(ROOT)/.build/dist
+
+clean:
+	rm -rf $(ROOT)/.build/ansible_collections/cloudkit $(ROOT)/.build/dist tests/output .pytest_cache

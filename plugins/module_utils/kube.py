@@ -1,0 +1,560 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudkit.provisioning contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""One way to talk to the Kubernetes API for every module and the event source.
+
+The connection options are kubernetes.core's (same names, aliases and
+K8S_AUTH_* environment fallbacks) so users set them once with module_defaults.
+Requests go straight to REST paths built from a static table of the kinds this
+collection uses, so the hot path makes no discovery round trips; discovery is
+only the fallback for a kind the table does not know, once per client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+from urllib.parse import quote, urlencode
+
+KUBERNETES_IMPORT_ERROR = None
+try:
+    import kubernetes
+    import urllib3
+except ImportError as exc:  # guarded so modules can report it with missing_required_lib
+    kubernetes = urllib3 = None
+    KUBERNETES_IMPORT_ERROR = exc
+
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import (
+    API_VERSION,
+    COMPUTE_INSTANCE_KIND,
+    COMPUTE_INSTANCE_PLURAL,
+    TENANT_KIND,
+    TENANT_PLURAL,
+)
+
+# Connection options, exactly kubernetes.core's names and aliases.
+AUTH_ARG_SPEC = {
+    "kubeconfig": {"type": "raw", "no_log": True},
+    "context": {"type": "str"},
+    "host": {"type": "str"},
+    "api_key": {"type": "str", "no_log": True},
+    "validate_certs": {"type": "bool", "aliases": ["verify_ssl"]},
+    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"]},
+    "client_cert": {"type": "path", "aliases": ["cert_file"]},
+    "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False},
+    "proxy": {"type": "str"},
+    "no_proxy": {"type": "str"},
+}
+
+# Environment fallback of each option (kubernetes.core reads the same variables).
+AUTH_ENV = {
+    "kubeconfig": "K8S_AUTH_KUBECONFIG",
+    "context": "K8S_AUTH_CONTEXT",
+    "host": "K8S_AUTH_HOST",
+    "api_key": "K8S_AUTH_API_KEY",
+    "validate_certs": "K8S_AUTH_VERIFY_SSL",
+    "ca_cert": "K8S_AUTH_SSL_CA_CERT",
+    "client_cert": "K8S_AUTH_CERT_FILE",
+    "client_key": "K8S_AUTH_KEY_FILE",
+    "proxy": "K8S_AUTH_PROXY",
+    "no_proxy": "K8S_AUTH_NO_PROXY",
+}
+
+# Option name -> kubernetes.client.Configuration attribute.
+_CONFIGURATION_ATTRIBUTE = {
+    "host": "host",
+    "validate_certs": "verify_ssl",
+    "ca_cert": "ssl_ca_cert",
+    "client_cert": "cert_file",
+    "client_key": "key_file",
+    "proxy": "proxy",
+    "no_proxy": "no_proxy",
+}
+
+_FALSE_STRINGS = ("0", "false", "no", "off", "n")
+
+DEFAULT_REQUEST_TIMEOUT = 30.0
+
+PATCH_CONTENT_TYPES = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+
+
+def auth_argument_spec():
+    """The connection options with their environment fallbacks, for AnsibleModule."""
+    from ansible.module_utils.basic import env_fallback
+
+    spec = {}
+    for option, settings in AUTH_ARG_SPEC.items():
+        spec[option] = dict(settings, fallback=(env_fallback, [AUTH_ENV[option]]))
+    return spec
+
+
+def resolve_connection_options(options=None, environ=None):
+    """Apply the K8S_AUTH_* fallbacks to options given as a plain dict.
+
+    Modules get this from their argument spec; the event source and test code
+    call it directly. Explicit values always win over the environment.
+    """
+    options = dict(options or {})
+    environ = os.environ if environ is None else environ
+    resolved = {}
+    for option in AUTH_ARG_SPEC:
+        value = options.get(option)
+        if value is None:
+            value = environ.get(AUTH_ENV[option]) or None
+            if value is not None and AUTH_ARG_SPEC[option].get("type") == "bool":
+                value = value.strip().lower() not in _FALSE_STRINGS
+        resolved[option] = value
+    unknown = sorted(set(options) - set(AUTH_ARG_SPEC))
+    if unknown:
+        raise ValueError("unknown connection option(s): %s" % ", ".join(unknown))
+    return resolved
+
+
+class KubeError(Exception):
+    """An API error, with the API server's own Status message."""
+
+    def __init__(self, message, status=None, reason=None, body=None):
+        super(KubeError, self).__init__(message)
+        self.message = message
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+    def to_dict(self):
+        """For module results: what failed and why, as the API said it."""
+        return {"status": self.status, "reason": self.reason, "message": self.message}
+
+
+class Unauthorized(KubeError):
+    """401: the credentials were refused."""
+
+
+class Forbidden(KubeError):
+    """403: authenticated, but not allowed."""
+
+
+class NotFound(KubeError):
+    """404: the object (or its namespace, or its kind) does not exist."""
+
+
+class Conflict(KubeError):
+    """409: stale resourceVersion, or another writer got there first."""
+
+
+class AlreadyExists(Conflict):
+    """409 AlreadyExists on create."""
+
+
+class Gone(KubeError):
+    """410: a watch or list resourceVersion is too old."""
+
+
+class Invalid(KubeError):
+    """422: validation refused the object or the patch."""
+
+
+class ServerError(KubeError):
+    """429, 5xx, or no answer at all: worth retrying."""
+
+
+class TransportError(ServerError):
+    """No HTTP answer: connection refused, reset or timed out."""
+
+
+def error_from_response(status, data, reason=None):
+    """The typed error for an HTTP error answer (a Status body when the API sent one)."""
+    body = None
+    message = None
+    if data:
+        try:
+            body = json.loads(data)
+        except (TypeError, ValueError):
+            body = None
+        if isinstance(body, dict):
+            message = body.get("message")
+            reason = body.get("reason") or reason
+        else:
+            message = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+    message = message or reason or "HTTP %s" % status
+    if status == 401:
+        cls = Unauthorized
+    elif status == 403:
+        cls = Forbidden
+    elif status == 404:
+        cls = NotFound
+    elif status == 409:
+        cls = AlreadyExists if reason == "AlreadyExists" else Conflict
+    elif status == 410:
+        cls = Gone
+    elif status in (400, 422):
+        cls = Invalid
+    elif status == 429 or status >= 500:
+        cls = ServerError
+    else:
+        cls = KubeError
+    return cls(message, status=status, reason=reason, body=body)
+
+
+class Retry(object):
+    """Bounded retries with full jitter for 429, 5xx and connection errors.
+
+    A 429 or 503 with Retry-After waits at least that long (capped), as the
+    API server's priority-and-fairness asks clients to.
+    """
+
+    def __init__(self, attempts=5, base_delay=0.2, max_delay=5.0, sleep=time.sleep, rng=None):
+        if attempts < 1:
+            raise ValueError("attempts must be >= 1")
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+
+    def delay(self, attempt, retry_after=None):
+        """Seconds to wait before retry number `attempt` (1-based)."""
+        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        wait = self.rng.uniform(0, ceiling)
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.max_delay))
+        return wait
+
+
+NO_RETRY = Retry(attempts=1)
+
+
+class Resource(object):
+    """Where a kind lives in the REST API."""
+
+    __slots__ = ("api_version", "kind", "plural", "namespaced", "has_status")
+
+    def __init__(self, api_version, kind, plural, namespaced=True, has_status=True):
+        self.api_version = api_version
+        self.kind = kind
+        self.plural = plural
+        self.namespaced = namespaced
+        self.has_status = has_status
+
+    @property
+    def group(self):
+        return self.api_version.rpartition("/")[0]
+
+    def __repr__(self):
+        return "Resource(%s, %s)" % (self.api_version, self.kind)
+
+    def path(self, namespace=None, name=None, subresource=None):
+        """REST path: /api/v1/namespaces/ns/secrets/name/status and the like."""
+        prefix = "/apis/" if "/" in self.api_version else "/api/"
+        parts = [prefix + self.api_version]
+        if self.namespaced and namespace:
+            parts.append("namespaces/" + quote(namespace, safe=""))
+        elif self.namespaced and name:
+            raise ValueError("%s %r is namespaced: a namespace is required" % (self.kind, name))
+        parts.append(self.plural)
+        if name:
+            parts.append(quote(name, safe=""))
+            if subresource:
+                parts.append(subresource)
+        return "/".join(parts)
+
+
+# Every kind this collection touches; anything else is found by discovery once.
+_STATIC_RESOURCES = [
+    Resource("v1", "Namespace", "namespaces", namespaced=False),
+    Resource("v1", "Secret", "secrets", has_status=False),
+    Resource("v1", "ConfigMap", "configmaps", has_status=False),
+    Resource("v1", "Service", "services"),
+    Resource("v1", "Event", "events", has_status=False),
+    Resource("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+    Resource("coordination.k8s.io/v1", "Lease", "leases", has_status=False),
+    Resource("storage.k8s.io/v1", "StorageClass", "storageclasses", namespaced=False, has_status=False),
+    Resource("kubevirt.io/v1", "VirtualMachine", "virtualmachines"),
+    Resource("kubevirt.io/v1", "VirtualMachineInstance", "virtualmachineinstances"),
+    Resource("cdi.kubevirt.io/v1beta1", "DataVolume", "datavolumes"),
+    Resource("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False),
+]
+STATIC_RESOURCES = dict(((r.api_version, r.kind), r) for r in _STATIC_RESOURCES)
+
+
+def contract_resources(names):
+    """ComputeInstance and Tenant resources for the group of `names` (a Names)."""
+    api_version = "%s/%s" % (names.api_group, API_VERSION)
+    return [
+        Resource(api_version, COMPUTE_INSTANCE_KIND, COMPUTE_INSTANCE_PLURAL),
+        Resource(api_version, TENANT_KIND, TENANT_PLURAL),
+    ]
+
+
+def build_configuration(options):
+    """A kubernetes.client.Configuration from resolved connection options.
+
+    Precedence follows kubernetes.core: host with a token (or a client
+    certificate) needs no kubeconfig; otherwise a kubeconfig or context is
+    loaded; with neither, the in-cluster service account, then ~/.kube/config.
+    Explicit options then override whatever was loaded.
+    """
+    configuration = kubernetes.client.Configuration()
+    host = options.get("host")
+    if host:
+        options = dict(options, host=host.rstrip("/"))
+    self_sufficient = host and (options.get("api_key") or (options.get("client_cert") and options.get("client_key")))
+    if not self_sufficient:
+        kubeconfig = options.get("kubeconfig")
+        context = options.get("context")
+        if kubeconfig or context:
+            _load_kubeconfig(configuration, kubeconfig, context)
+        else:
+            try:
+                kubernetes.config.load_incluster_config(client_configuration=configuration)
+            except kubernetes.config.ConfigException:
+                _load_kubeconfig(configuration, None, None)
+    for option, attribute in _CONFIGURATION_ATTRIBUTE.items():
+        value = options.get(option)
+        if value is not None:
+            setattr(configuration, attribute, value)
+    if options.get("api_key"):
+        configuration.api_key = {"authorization": "Bearer %s" % options["api_key"]}
+        configuration.api_key_prefix = {}
+    return configuration
+
+
+def _load_kubeconfig(configuration, kubeconfig, context):
+    if isinstance(kubeconfig, dict):
+        kubernetes.config.load_kube_config_from_dict(config_dict=kubeconfig, context=context, client_configuration=configuration)
+    else:
+        kubernetes.config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+
+
+class KubeClient(object):
+    """Thin JSON-over-HTTP client on top of kubernetes' connection handling.
+
+    kubernetes.client supplies TLS, proxies, kubeconfig and token refresh; the
+    requests themselves go through its urllib3 pool, which works the same with
+    every kubernetes client release and lets watches stream.
+    """
+
+    def __init__(self, api_client, retry=None, request_timeout=DEFAULT_REQUEST_TIMEOUT, resources=None):
+        self.api_client = api_client
+        self.configuration = api_client.configuration
+        self.retry = retry or Retry()
+        self.request_timeout = request_timeout
+        self._resources = dict(STATIC_RESOURCES)
+        for resource in resources or ():
+            self._resources[(resource.api_version, resource.kind)] = resource
+        self._discovered = set()
+
+    @classmethod
+    def from_options(cls, options=None, retry=None, request_timeout=DEFAULT_REQUEST_TIMEOUT, resources=None):
+        """A client from kubernetes.core-style connection options (env fallbacks applied)."""
+        if KUBERNETES_IMPORT_ERROR is not None:
+            raise KUBERNETES_IMPORT_ERROR
+        configuration = build_configuration(resolve_connection_options(options))
+        return cls(kubernetes.client.ApiClient(configuration), retry=retry, request_timeout=request_timeout, resources=resources)
+
+    @property
+    def host(self):
+        return self.configuration.host
+
+    def close(self):
+        """Release pooled connections."""
+        self.api_client.rest_client.pool_manager.clear()
+
+    # -- resources ---------------------------------------------------------------
+
+    def register(self, resource):
+        """Teach the client a kind, so it needs no discovery for it."""
+        self._resources[(resource.api_version, resource.kind)] = resource
+        return resource
+
+    def resource(self, api_version, kind):
+        """The Resource for apiVersion/kind; discovery only for unknown kinds, once per group version."""
+        key = (api_version, kind)
+        if key not in self._resources and api_version not in self._discovered:
+            self._discover(api_version)
+        try:
+            return self._resources[key]
+        except KeyError:
+            raise NotFound("the server has no resource for kind %s in %s" % (kind, api_version), status=404, reason="NotFound")
+
+    def _discover(self, api_version):
+        self._discovered.add(api_version)
+        prefix = "/apis/" if "/" in api_version else "/api/"
+        try:
+            listing = self.request("GET", prefix + api_version)
+        except NotFound:
+            return
+        subresources = set()
+        for entry in listing.get("resources", []):
+            main, _sep, sub = entry["name"].partition("/")
+            if sub == "status":
+                subresources.add(main)
+        for entry in listing.get("resources", []):
+            if "/" in entry["name"]:
+                continue
+            resource = Resource(api_version, entry["kind"], entry["name"], entry.get("namespaced", True), entry["name"] in subresources)
+            self._resources.setdefault((api_version, entry["kind"]), resource)
+
+    # -- transport -----------------------------------------------------------------
+
+    def _headers(self, content_type=None):
+        headers = {"Accept": "application/json", "User-Agent": "cloudkit.provisioning"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        # auth_settings() also runs the kubeconfig's token refresh hook.
+        for setting in self.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        return headers
+
+    def url(self, path, query=None):
+        query = dict((k, v) for k, v in (query or {}).items() if v is not None)
+        for key, value in query.items():
+            if isinstance(value, bool):
+                query[key] = "true" if value else "false"
+        return self.configuration.host + path + ("?" + urlencode(query) if query else "")
+
+    def _send(self, method, url, body, headers, timeout, stream):
+        pool = self.api_client.rest_client.pool_manager
+        try:
+            return pool.request(method, url, body=body, headers=headers, timeout=timeout, preload_content=not stream, retries=False)
+        except urllib3.exceptions.HTTPError as exc:
+            raise TransportError("%s %s: %s" % (method, url.split("?")[0], exc), reason="TransportError")
+
+    def request(self, method, path, query=None, body=None, content_type=None, timeout=None, stream=False):
+        """One API call with retries; returns the decoded JSON (or the raw response when stream=True).
+
+        Retries answer 429/5xx/no-connection only; a retried create that finds
+        its own earlier attempt committed surfaces as AlreadyExists.
+        """
+        url = self.url(path, query)
+        payload = None
+        if body is not None:
+            payload = body if isinstance(body, (bytes, str)) else json.dumps(body)
+            content_type = content_type or "application/json"
+        timeout = self.request_timeout if timeout is None else timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after = None
+            try:
+                response = self._send(method, url, payload, self._headers(content_type), timeout, stream)
+            except TransportError as exc:
+                error = exc
+            else:
+                if response.status < 400:
+                    if stream:
+                        return response
+                    return json.loads(response.data) if response.data else {}
+                data = response.read() if stream else response.data
+                if stream:
+                    response.release_conn()
+                error = error_from_response(response.status, data, response.reason)
+                retry_after = _retry_after(response.headers)
+            if not isinstance(error, ServerError) or attempt >= self.retry.attempts:
+                raise error
+            self.retry.sleep(self.retry.delay(attempt, retry_after))
+
+    # -- verbs ---------------------------------------------------------------------
+
+    def get(self, resource, name, namespace=None, subresource=None):
+        return self.request("GET", resource.path(namespace, name, subresource))
+
+    def get_or_none(self, resource, name, namespace=None):
+        try:
+            return self.get(resource, name, namespace)
+        except NotFound:
+            return None
+
+    def list(self, resource, namespace=None, label_selector=None, field_selector=None, limit=None):
+        """All items (following `continue`), with the list's resourceVersion."""
+        query = {"labelSelector": label_selector, "fieldSelector": field_selector, "limit": limit}
+        items = []
+        while True:
+            page = self.request("GET", resource.path(namespace), query)
+            for item in page.get("items") or []:
+                item.setdefault("apiVersion", resource.api_version)
+                item.setdefault("kind", resource.kind)
+                items.append(item)
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return {"items": items, "resource_version": (page.get("metadata") or {}).get("resourceVersion")}
+            query["continue"] = token
+
+    def create(self, resource, body, namespace=None, dry_run=False):
+        namespace = namespace or (body.get("metadata") or {}).get("namespace")
+        return self.request("POST", resource.path(namespace), {"dryRun": "All" if dry_run else None}, body)
+
+    def replace(self, resource, body, namespace=None, subresource=None):
+        metadata = body.get("metadata") or {}
+        namespace = namespace or metadata.get("namespace")
+        return self.request("PUT", resource.path(namespace, metadata["name"], subresource), None, body)
+
+    def patch(self, resource, name, patch, namespace=None, patch_type="merge", subresource=None, field_manager=None, force=None):
+        if patch_type not in PATCH_CONTENT_TYPES:
+            raise ValueError("patch_type must be one of %s" % ", ".join(sorted(PATCH_CONTENT_TYPES)))
+        if patch_type == "apply" and not field_manager:
+            raise ValueError("a server-side apply needs a field_manager")
+        query = {"fieldManager": field_manager, "force": force}
+        return self.request("PATCH", resource.path(namespace, name, subresource), query, patch, PATCH_CONTENT_TYPES[patch_type])
+
+    def delete(self, resource, name, namespace=None, propagation_policy="Background", preconditions=None):
+        """DELETE; returns the API's answer (the object while finalizers hold it, else a Status)."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation_policy}
+        if preconditions:
+            body["preconditions"] = preconditions
+        return self.request("DELETE", resource.path(namespace, name), None, body)
+
+    def watch(self, resource, namespace=None, resource_version=None, label_selector=None, field_selector=None,
+              timeout_seconds=60, allow_bookmarks=True):
+        """Yield watch events (dicts with type and object) until the server ends the stream.
+
+        An ERROR event carrying 410 raises Gone, so callers relist; the
+        stream's read timeout is a little longer than the server-side timeout.
+        """
+        query = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "labelSelector": label_selector,
+            "fieldSelector": field_selector,
+            "timeoutSeconds": timeout_seconds,
+            "allowWatchBookmarks": allow_bookmarks,
+        }
+        timeout = urllib3.Timeout(connect=self.request_timeout, read=(timeout_seconds or 0) + self.request_timeout)
+        response = self.request("GET", resource.path(namespace), query, timeout=timeout, stream=True)
+        try:
+            buffer = b""
+            for chunk in response.stream(65536, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        yield _watch_event(json.loads(line))
+            if buffer.strip():
+                yield _watch_event(json.loads(buffer))
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError) as exc:
+            raise TransportError("watch of %s ended abruptly: %s" % (resource.plural, exc), reason="TransportError")
+        finally:
+            response.release_conn()
+
+
+def _watch_event(event):
+    if event.get("type") == "ERROR":
+        status = event.get("object") or {}
+        raise error_from_response(status.get("code") or 500, json.dumps(status).encode("utf-8"), status.get("reason"))
+    return event
+
+
+def _retry_after(headers):
+    value = (headers or {}).get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

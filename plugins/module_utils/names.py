@@ -1,0 +1,126 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudkit.provisioning contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Every name of the operator contract, derived from ONE API group.
+
+The operator's group was renamed (cloudkit.openshift.io -> osac.openshift.io);
+nothing else in this collection spells a finalizer, annotation or label, so
+both groups work by changing a single setting.
+"""
+
+from __future__ import annotations
+
+import re
+
+DEFAULT_API_GROUP = "cloudkit.openshift.io"
+API_VERSION = "v1alpha1"
+COMPUTE_INSTANCE_KIND = "ComputeInstance"
+COMPUTE_INSTANCE_PLURAL = "computeinstances"
+TENANT_KIND = "Tenant"
+TENANT_PLURAL = "tenants"
+
+# Values of the management-state annotation that mean "hands off".
+UNMANAGED_STATES = ("manual", "unmanaged")
+
+# A DNS subdomain, as Kubernetes requires of an API group.
+_API_GROUP_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+
+
+class Names(object):
+    """The contract's names for one API group (CONTRACT section 1)."""
+
+    __slots__ = ("api_group",)
+
+    def __init__(self, api_group=None):
+        group = DEFAULT_API_GROUP if api_group is None else api_group
+        if not isinstance(group, str) or not _API_GROUP_RE.match(group):
+            raise ValueError(
+                "api_group must be a DNS subdomain such as %r, got %r" % (DEFAULT_API_GROUP, group)
+            )
+        self.api_group = group
+
+    def __repr__(self):
+        return "Names(%r)" % self.api_group
+
+    def __eq__(self, other):
+        return isinstance(other, Names) and other.api_group == self.api_group
+
+    def __hash__(self):
+        return hash(self.api_group)
+
+    def _qualified(self, name):
+        return "%s/%s" % (self.api_group, name)
+
+    @property
+    def api_version(self):
+        """apiVersion of ComputeInstance and Tenant, e.g. cloudkit.openshift.io/v1alpha1."""
+        return self._qualified(API_VERSION)
+
+    @property
+    def compute_instance_crd(self):
+        """Name of the ComputeInstance CustomResourceDefinition."""
+        return "%s.%s" % (COMPUTE_INSTANCE_PLURAL, self.api_group)
+
+    @property
+    def tenant_crd(self):
+        """Name of the Tenant CustomResourceDefinition."""
+        return "%s.%s" % (TENANT_PLURAL, self.api_group)
+
+    @property
+    def operator_finalizer(self):
+        """The operator's own finalizer; this collection never touches it."""
+        return self._qualified("computeinstance")
+
+    @property
+    def finalizer(self):
+        """The finalizer owned by the Ansible side."""
+        return self._qualified("computeinstance-aap")
+
+    @property
+    def reconciled_config_version_annotation(self):
+        """Annotation written after a fully successful provision."""
+        return self._qualified("reconciled-config-version")
+
+    @property
+    def management_state_annotation(self):
+        """Annotation whose manual/unmanaged values mean: do not touch."""
+        return self._qualified("management-state")
+
+    @property
+    def floating_ip_address_annotation(self):
+        """Annotation carrying the external IP address, when one exists."""
+        return self._qualified("floating-ip-address")
+
+    @property
+    def instance_label(self):
+        """Label carrying the ComputeInstance name on every object made for it."""
+        return self._qualified("computeinstance")
+
+    @property
+    def instance_uid_label(self):
+        """Label carrying the ComputeInstance metadata.uid on every object made for it."""
+        return self._qualified("computeinstance-uuid")
+
+    def instance_labels(self, name, uid):
+        """The labels every object created for an instance carries."""
+        return {self.instance_label: name, self.instance_uid_label: uid}
+
+    def instance_label_selector(self, uid):
+        """Label selector that finds every object created for an instance."""
+        return "%s=%s" % (self.instance_uid_label, uid)
+
+    def as_dict(self):
+        """All names, for module results and templates."""
+        return {
+            "api_group": self.api_group,
+            "api_version": self.api_version,
+            "compute_instance_kind": COMPUTE_INSTANCE_KIND,
+            "tenant_kind": TENANT_KIND,
+            "operator_finalizer": self.operator_finalizer,
+            "finalizer": self.finalizer,
+            "reconciled_config_version_annotation": self.reconciled_config_version_annotation,
+            "management_state_annotation": self.management_state_annotation,
+            "floating_ip_address_annotation": self.floating_ip_address_annotation,
+            "instance_label": self.instance_label,
+            "instance_uid_label": self.instance_uid_label,
+        }
