@@ -11,7 +11,6 @@ PY_VERSION := 3.11
 
 # ansible, ansible-lint and the tests find this collection and its dependencies here.
 export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.build
-export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(BIN):$(PATH)
 
 .PHONY: test demo bootstrap sync sanity lint units contract integration build clean

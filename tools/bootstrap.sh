@@ -27,15 +27,19 @@ if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$requirements_hash" ]; then
   echo "$requirements_hash" > "$venv/.installed"
 fi
 
-# 2. Java for ansible-rulebook (its rule engine, drools, runs on the JVM).
-if ! command -v java >/dev/null 2>&1; then
-  log "installing Java 17 for ansible-rulebook"
+# 2. System packages: Java for ansible-rulebook (its rule engine, drools, runs on the JVM)
+#    and shellcheck, which ansible-test sanity skips without.
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then
-    echo "java is missing: install openjdk-17-jre-headless (needs root)" >&2
+    echo "missing system packages: ${missing[*]} (apt-get install needs root)" >&2
     exit 1
   fi
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # 3. Dependency collections, unpacked from the `ansible` wheel (Galaxy is not reachable).
@@ -63,7 +67,7 @@ fi
 # 4. ansible-test sanity bootstraps pip from a download; offline, a stand-in does the same
 #    with ensurepip and the machine's own pip configuration (index, CA bundle).
 get_pip="$HOME/.ansible/test/cache/get_pip_${ANSIBLE_TEST_PIP_VERSION//./_}.py"
-if [ ! -f "$get_pip" ] || ! grep -q cloudkit-get-pip "$get_pip"; then
+if true; then  # rewritten every run: cheap, and stays current with this script
   mkdir -p "$(dirname "$get_pip")"
   cat > "$get_pip" <<'PY'
 """cloudkit-get-pip: offline stand-in for get-pip.py used by ansible-test."""
@@ -71,8 +75,8 @@ import subprocess
 import sys
 
 args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
-subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"])
-subprocess.check_call([sys.executable, "-m", "pip", "install"] + args)
+subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
+subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet"] + args)
 PY
 fi
 
