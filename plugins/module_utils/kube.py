@@ -558,3 +558,39 @@ def _retry_after(headers):
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def json_pointer(*tokens):
+    """A JSON pointer from raw tokens (RFC 6901 escaping: annotation keys contain '/')."""
+    return "".join("/" + str(token).replace("~", "~0").replace("/", "~1") for token in tokens)
+
+
+def guarded_write(read, write, retry=None):
+    """Read-decide-write until the write lands on the state it was decided from.
+
+    `read()` returns the live object (or None); `write(live)` sends a write
+    guarded by that state (a JSON-patch `test` or the resourceVersion) and
+    returns its result. A 409 Conflict, or a 422 while the object has moved
+    on (the API's answer to a failed `test`), means someone else wrote in
+    between: re-read and decide again, a bounded number of times with jitter.
+    A 422 on an unchanged object is a real validation error and is raised.
+    """
+    retry = retry or Retry(attempts=10, base_delay=0.05, max_delay=1.0)
+    live = read()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return write(live)
+        except (Conflict, Invalid) as error:
+            if isinstance(error, AlreadyExists) or attempt >= retry.attempts:
+                raise
+            retry.sleep(retry.delay(attempt))
+            fresh = read()
+            if isinstance(error, Invalid) and _resource_version(fresh) == _resource_version(live):
+                raise
+            live = fresh
+
+
+def _resource_version(obj):
+    return ((obj or {}).get("metadata") or {}).get("resourceVersion")

@@ -83,8 +83,8 @@ def show(api_client, group):
         annotations = item["metadata"].get("annotations") or {}
         print("  %s/%s uid=%s" % (item["metadata"]["namespace"], item["metadata"]["name"], item["metadata"]["uid"]))
         print("    template=%s phase=%s" % (item["spec"]["templateID"], status.get("phase", "-")))
-        print("    desiredConfigVersion=%s reconciled=%s" % (status.get("desiredConfigVersion", "-"),
-                                                          annotations.get(group + "/reconciled-config-version", "(not yet)")))
+        reconciled = annotations.get(group + "/reconciled-config-version", "(not yet)")
+        print("    desiredConfigVersion=%s reconciled=%s" % (status.get("desiredConfigVersion", "-"), reconciled))
         print("    finalizers=%s" % (item["metadata"].get("finalizers") or []))
 
 

@@ -299,9 +299,9 @@ def test_retry_after_is_honoured_up_to_the_cap(client, monkeypatch, sleeps):
 
 def test_retry_delay_has_jitter_and_grows():
     retry = kube.Retry(attempts=10, base_delay=1.0, max_delay=100.0)
-    first = {round(retry.delay(1), 6) for _ in range(50)}
+    first = {round(retry.delay(1), 6) for _attempt in range(50)}
     assert len(first) > 1 and max(first) <= 1.0
-    assert max(retry.delay(5) for _ in range(200)) > 1.0
+    assert max(retry.delay(5) for _attempt in range(200)) > 1.0
     with pytest.raises(ValueError):
         kube.Retry(attempts=0)
 

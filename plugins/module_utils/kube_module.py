@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudkit.provisioning contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""AnsibleModule with the shared connection options, a lazily built client and uniform API errors."""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.envelope import EnvelopeError, identify
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import (
+    KUBERNETES_IMPORT_ERROR,
+    KubeClient,
+    KubeError,
+    auth_argument_spec,
+    contract_resources,
+)
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
+
+API_GROUP_SPEC = {"api_group": {"type": "str", "fallback": (env_fallback, ["CLOUDKIT_API_GROUP"])}}
+
+# Which ComputeInstance: by name, or from the job's extra vars (doc fragment cloudkit.provisioning.instance).
+INSTANCE_SPEC = dict(
+    {"name": {"type": "str"}, "namespace": {"type": "str"}, "payload": {"type": "raw"}},
+    **API_GROUP_SPEC
+)
+INSTANCE_CONSTRAINTS = {
+    "mutually_exclusive": [("name", "payload"), ("namespace", "payload")],
+    "required_together": [("name", "namespace")],
+    "required_one_of": [("name", "payload")],
+}
+
+
+class KubeModule(AnsibleModule):
+    """A module that talks to the Kubernetes API through kube.KubeClient."""
+
+    def __init__(self, argument_spec, **kwargs):
+        spec = auth_argument_spec()
+        spec.update(argument_spec)
+        super(KubeModule, self).__init__(argument_spec=spec, **kwargs)
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            if KUBERNETES_IMPORT_ERROR is not None:
+                self.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+            options = dict((option, self.params.get(option)) for option in auth_argument_spec())
+            try:
+                self._client = KubeClient.from_options(options)
+            except Exception as exc:  # kubeconfig and in-cluster loading raise several types
+                self.fail_json(msg="cannot configure the Kubernetes client: %s" % exc)
+        return self._client
+
+    def names(self, api_group=None):
+        """Names for api_group (the option, else the given default); a bad group fails naming the option."""
+        try:
+            names = Names(self.params.get("api_group") or api_group)
+        except ValueError as exc:
+            self.fail_json(msg=str(exc))
+        for resource in contract_resources(names):
+            self.client.register(resource)
+        return names
+
+    def identify_instance(self):
+        """(identity dict, Names) of the ComputeInstance named by name/namespace or payload."""
+        params = self.params
+        if params.get("payload") is None:
+            names = self.names()
+            return {"name": params["name"], "namespace": params["namespace"], "uid": None, "api_group": names.api_group, "source": "name"}, names
+        try:
+            identity = identify(params["payload"], params.get("api_group"))
+        except EnvelopeError as exc:
+            self.fail_json(msg="payload: %s" % exc)
+        names = self.names(identity.api_group)
+        facts = identity.as_dict()
+        facts["api_group"] = names.api_group
+        return facts, names
+
+    def fail_api(self, error, action, **result):
+        """Fail with the API's own message and the error's status and reason."""
+        self.fail_json(msg="%s: %s" % (action, error.message), api_error=error.to_dict(), **result)
+
+    def run(self, action, func, *args, **kwargs):
+        """Call func; a KubeError fails the module with `action` as context."""
+        try:
+            return func(*args, **kwargs)
+        except KubeError as error:
+            return self.fail_api(error, action)

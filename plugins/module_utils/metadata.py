@@ -1,0 +1,141 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudkit.provisioning contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Conflict-safe writes of one finalizer or one annotation.
+
+Each write is a JSON patch on the one metadata path it changes, guarded by a
+`test` of exactly what the decision was based on, so concurrent writers never
+lose each other's changes (the upstream role wrote back a whole list read
+earlier). JSON patch also avoids the 422 some CRD versions gave for
+metadata-only merge patches.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import NotFound, guarded_write, json_pointer
+
+
+class BeingDeleted(Exception):
+    """A finalizer cannot be added: the object already has a deletionTimestamp."""
+
+
+def _metadata(obj):
+    return (obj or {}).get("metadata") or {}
+
+
+def finalizer_patch(obj, finalizer, present):
+    """The guarded JSON patch that adds or removes `finalizer`, or None when nothing is to do."""
+    metadata = _metadata(obj)
+    finalizers = metadata.get("finalizers")
+    if present:
+        if finalizer in (finalizers or []):
+            return None
+        if finalizers is None:
+            # No list to test against: guard on the whole object's version.
+            return [
+                {"op": "test", "path": "/metadata/resourceVersion", "value": metadata.get("resourceVersion")},
+                {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]},
+            ]
+        # The exact list we saw: a concurrent add of the same finalizer cannot duplicate it.
+        return [
+            {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer},
+        ]
+    if finalizer not in (finalizers or []):
+        return None
+    index = finalizers.index(finalizer)
+    # Only the one entry must still be where we saw it; others may come and go.
+    return [
+        {"op": "test", "path": "/metadata/finalizers/%d" % index, "value": finalizer},
+        {"op": "remove", "path": "/metadata/finalizers/%d" % index},
+    ]
+
+
+def set_finalizer(client, resource, name, namespace, finalizer, present, check_mode=False):
+    """Ensure `finalizer` is present or absent on an object; returns a result dict.
+
+    A missing object is fine for absent (unchanged) and a NotFound for present.
+    """
+    result = {"changed": False, "exists": True}
+
+    def read():
+        try:
+            return client.get(resource, name, namespace)
+        except NotFound:
+            return None
+
+    def write(live):
+        result["changed"] = False  # a failed earlier attempt changed nothing
+        if live is None:
+            if present:
+                raise NotFound("%s %s/%s not found: cannot add finalizer %s" % (resource.kind, namespace or "", name, finalizer),
+                               status=404, reason="NotFound")
+            result["exists"] = False
+            return None
+        before = list(_metadata(live).get("finalizers") or [])
+        result["before"] = before
+        patch = finalizer_patch(live, finalizer, present)
+        if patch is None:
+            result.update(finalizers=before, resource_version=_metadata(live).get("resourceVersion"))
+            return live
+        if present and _metadata(live).get("deletionTimestamp"):
+            raise BeingDeleted(
+                "%s %s/%s is being deleted (deletionTimestamp %s): the API refuses new finalizers such as %s"
+                % (resource.kind, namespace or "", name, _metadata(live)["deletionTimestamp"], finalizer)
+            )
+        result["changed"] = True
+        after = before + [finalizer] if present else [f for f in before if f != finalizer]
+        if check_mode:
+            result.update(finalizers=after, resource_version=_metadata(live).get("resourceVersion"))
+            return live
+        updated = client.patch(resource, name, patch, namespace, patch_type="json")
+        result.update(finalizers=list(_metadata(updated).get("finalizers") or []), resource_version=_metadata(updated).get("resourceVersion"))
+        return updated
+
+    guarded_write(read, write)
+    result.setdefault("before", [])
+    result.setdefault("finalizers", [])
+    result.setdefault("resource_version", None)
+    return result
+
+
+def annotation_patch(obj, key, value):
+    """The guarded JSON patch that sets (or with value None removes) one annotation; None when already so."""
+    metadata = _metadata(obj)
+    annotations = metadata.get("annotations")
+    current = (annotations or {}).get(key)
+    if current == value:
+        return None
+    guard = {"op": "test", "path": "/metadata/resourceVersion", "value": metadata.get("resourceVersion")}
+    if value is None:
+        return [guard, {"op": "remove", "path": json_pointer("metadata", "annotations", key)}]
+    if annotations is None:
+        return [guard, {"op": "add", "path": "/metadata/annotations", "value": {key: value}}]
+    return [guard, {"op": "add", "path": json_pointer("metadata", "annotations", key), "value": value}]
+
+
+def set_annotation(client, resource, name, namespace, key, value, check_mode=False, expect=None):
+    """Ensure one annotation has `value` (None removes it); returns (changed, live object after).
+
+    `expect` is a callable run on the freshly read object before every
+    attempt; it raises to refuse the write (for example when a version moved).
+    """
+    state = {"changed": False}
+
+    def read():
+        return client.get(resource, name, namespace)
+
+    def write(live):
+        state["changed"] = False
+        if expect is not None:
+            expect(live)
+        patch = annotation_patch(live, key, value)
+        if patch is None:
+            return live
+        state["changed"] = True
+        if check_mode:
+            return live
+        return client.patch(resource, name, patch, namespace, patch_type="json")
+
+    obj = guarded_write(read, write)
+    return state["changed"], obj

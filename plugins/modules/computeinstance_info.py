@@ -1,0 +1,244 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudkit.provisioning contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Read the live ComputeInstance a job is about, with every fact derived from it."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: computeinstance_info
+short_description: Read the live ComputeInstance and decide what it needs
+version_added: 0.1.0
+description:
+  - Finds which ComputeInstance a job is about, from its name and namespace or from the extra vars
+    exactly as the job received them (any envelope the operator uses), and reads the LIVE object.
+    The payload is only a hint of which instance, never trusted for its content.
+  - Returns the object with the facts the playbooks need, derived in one place (all contract names,
+    the desired and reconciled config versions, deletion and management state, whether our finalizer
+    is present, the action the instance needs now, the validated template and VM parameters, and the
+    namespace its VM objects live in, through its Tenant).
+  - A missing instance is a normal result (RV(exists=false)), not an error.
+author:
+  - cloudkit.provisioning contributors (@cloudkit)
+extends_documentation_fragment:
+  - cloudkit.provisioning.kube
+  - cloudkit.provisioning.instance
+attributes:
+  check_mode:
+    support: full
+    description: Only reads.
+  diff_mode:
+    support: none
+    description: Nothing is written.
+options:
+  purpose:
+    description:
+      - What the caller is about to do; it decides which problems fail the task.
+      - V(info) never fails on the instance's content; problems are returned as facts.
+      - V(provision) fails when the template is not allowed, a VM parameter is invalid, or the
+        Tenant (C(status.tenantReference) -> Tenant C(status.namespace)) cannot be resolved.
+      - V(deprovision) never needs the Tenant; when it is gone, the namespace falls back to
+        C(status.virtualMachineReference.namespace), then to wherever objects carry the instance's labels.
+    type: str
+    choices: [info, provision, deprovision]
+    default: info
+  allowed_templates:
+    description: The C(spec.templateID) values this collection may run.
+    type: list
+    elements: str
+    default: [cloudkit.templates.ocp_virt_vm]
+"""
+
+EXAMPLES = r"""
+- name: Read the instance this job was launched for (EDA, AAP Direct or a hand run)
+  cloudkit.provisioning.computeinstance_info:
+    payload:
+      ansible_eda: "{{ ansible_eda | default(None) }}"
+      osac_job_vars: "{{ osac_job_vars | default(None) }}"
+      compute_instance: "{{ compute_instance | default(None) }}"
+    purpose: provision
+  register: instance
+
+- name: Skip instances the operator marked manual or unmanaged
+  ansible.builtin.meta: end_play
+  when: not instance.managed
+
+- name: Read one by name
+  cloudkit.provisioning.computeinstance_info:
+    name: vm1
+    namespace: tenants
+    api_group: osac.openshift.io
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the ComputeInstance exists.
+  returned: always
+  type: bool
+  sample: true
+identity:
+  description: Which instance was asked for, and from which envelope.
+  returned: always
+  type: dict
+  sample: {name: vm1, namespace: tenants, uid: 5b0f..., api_group: cloudkit.openshift.io, source: ansible_eda.event.payload}
+instance:
+  description: The live object.
+  returned: when RV(exists)
+  type: dict
+names:
+  description: Every contract name for the API group in use (finalizer, annotations, labels, ...).
+  returned: always
+  type: dict
+  sample: {finalizer: cloudkit.openshift.io/computeinstance-aap, reconciled_config_version_annotation: cloudkit.openshift.io/reconciled-config-version}
+api_group:
+  description: The API group in use.
+  returned: always
+  type: str
+  sample: cloudkit.openshift.io
+uid:
+  description: metadata.uid of the live object.
+  returned: when RV(exists)
+  type: str
+generation:
+  description: metadata.generation of the live object.
+  returned: when RV(exists)
+  type: int
+resource_version:
+  description: metadata.resourceVersion of the live object.
+  returned: when RV(exists)
+  type: str
+desired_config_version:
+  description: status.desiredConfigVersion, computed by the operator; null when not set yet.
+  returned: when RV(exists)
+  type: str
+  sample: 9f3c2a61d0e4b7a8
+reconciled_config_version:
+  description: The C(<group>/reconciled-config-version) annotation; null when absent.
+  returned: when RV(exists)
+  type: str
+deleting:
+  description: Whether the instance has a deletionTimestamp.
+  returned: when RV(exists)
+  type: bool
+deletion_timestamp:
+  description: metadata.deletionTimestamp, or null.
+  returned: when RV(exists)
+  type: str
+management_state:
+  description: The C(<group>/management-state) annotation, or null.
+  returned: when RV(exists)
+  type: str
+managed:
+  description: False when the management state is C(manual) or C(unmanaged) (do not touch).
+  returned: always
+  type: bool
+finalizer_present:
+  description: Whether the C(<group>/computeinstance-aap) finalizer is present.
+  returned: when RV(exists)
+  type: bool
+action:
+  description: What the instance needs now.
+  returned: always
+  type: str
+  sample: provision
+  choices: [provision, deprovision, none]
+action_reason:
+  description: Why.
+  returned: always
+  type: str
+  sample: desired config version 9f3c2a61d0e4b7a8, reconciled none
+template_id:
+  description: spec.templateID.
+  returned: when RV(exists)
+  type: str
+template_allowed:
+  description: Whether spec.templateID is on O(allowed_templates).
+  returned: when RV(exists)
+  type: bool
+parameters:
+  description: The validated VM parameters (typed spec fields over templateParameters over defaults); null when invalid.
+  returned: when RV(exists)
+  type: dict
+  sample: {cores: 2, memory: 2Gi, disk_size: 10Gi, image: quay.io/containerdisks/fedora:40, exposed_ports: [{port: 22, protocol: TCP}]}
+problems:
+  description: Everything wrong with the template, the parameters or the Tenant, each naming its field.
+  returned: when RV(exists)
+  type: list
+  elements: str
+target_namespace:
+  description: Where the instance's VM objects live; null when it cannot be resolved.
+  returned: when RV(exists)
+  type: str
+target_namespace_source:
+  description: How RV(target_namespace) was found.
+  returned: when RV(exists)
+  type: str
+  choices: [tenant, virtualMachineReference, labels]
+"""
+
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import (
+    DEFAULT_ALLOWED_TEMPLATES,
+    ComputeInstance,
+    ParameterError,
+    check_template,
+    resolve_target_namespace,
+    vm_parameters,
+)
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, NotFound, contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
+
+
+def main():
+    argument_spec = {
+        "purpose": {"type": "str", "choices": ["info", "provision", "deprovision"], "default": "info"},
+        "allowed_templates": {"type": "list", "elements": "str", "default": list(DEFAULT_ALLOWED_TEMPLATES)},
+    }
+    argument_spec.update(INSTANCE_SPEC)
+    module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, **INSTANCE_CONSTRAINTS)
+    params = module.params
+    identity_facts, names = module.identify_instance()
+    instance_resource, tenant_resource = contract_resources(names)
+    client = module.client
+    vm_resource = client.resource("kubevirt.io/v1", "VirtualMachine")
+    result = {"changed": False, "identity": identity_facts, "names": names.as_dict(), "api_group": names.api_group}
+    try:
+        live = client.get(instance_resource, identity_facts["name"], identity_facts["namespace"])
+    except NotFound:
+        module.exit_json(exists=False, managed=True, action="none", action_reason="the ComputeInstance no longer exists", **result)
+    except KubeError as error:
+        module.fail_api(error, "cannot read ComputeInstance %s/%s" % (identity_facts["namespace"], identity_facts["name"]))
+    if identity_facts["uid"] and live["metadata"].get("uid") != identity_facts["uid"]:
+        # Same name, new object: the instance the job was for is gone.
+        module.exit_json(exists=False, managed=True, action="none",
+                         action_reason="the ComputeInstance %s was deleted and re-created (uid %s)" % (identity_facts["uid"], live["metadata"].get("uid")),
+                         **result)
+
+    instance = ComputeInstance(live, names)
+    result.update(instance.facts())
+    result.update(exists=True, instance=live, problems=[])
+    try:
+        check_template(instance.spec.get("templateID"), params["allowed_templates"])
+        result["template_allowed"] = True
+    except ParameterError as error:
+        result["template_allowed"] = False
+        result["problems"].extend(error.problems)
+    try:
+        result["parameters"] = vm_parameters(instance.spec)
+    except ParameterError as error:
+        result["parameters"] = None
+        result["problems"].extend(error.problems)
+    try:
+        namespace, source, problem = resolve_target_namespace(client, instance, tenant_resource, vm_resource, params["purpose"] == "deprovision")
+    except KubeError as error:
+        module.fail_api(error, "cannot resolve the namespace of ComputeInstance %s/%s" % (instance.namespace, instance.name))
+    result.update(target_namespace=namespace, target_namespace_source=source)
+    if problem and namespace is None:
+        result["problems"].append(problem)
+    if params["purpose"] == "provision" and result["problems"]:
+        module.fail_json(msg="ComputeInstance %s/%s cannot be provisioned: %s" % (instance.namespace, instance.name, "; ".join(result["problems"])), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

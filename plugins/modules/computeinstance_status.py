@@ -1,0 +1,238 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudkit.provisioning contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Report progress on a ComputeInstance: status subresource, reconciled annotation, Events."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: computeinstance_status
+short_description: Report progress on a ComputeInstance, conflict-safely
+version_added: 0.1.0
+description:
+  - Patches the status subresource of a ComputeInstance; only the fields given change.
+  - Conditions are upserted by type; C(lastTransitionTime) changes only when a condition's C(status)
+    changes, and C(observedGeneration) is the generation that was read.
+  - Job records are upserted by id, as the seed-era C(provisionJob)/C(deprovisionJob) objects or the
+    later C(jobs[]) array.
+  - Sets the C(<group>/reconciled-config-version) annotation with a guarded JSON patch on the object's
+    metadata; the value must be a real config version, never a placeholder such as C(unknown).
+  - Every write carries the resourceVersion it was decided from; on a conflict the object is read
+    again and the change merged again, a bounded number of times with jitter.
+  - Records a Kubernetes Event on the instance for each phase change and each failure, so
+    C(kubectl describe ci NAME) shows the progress.
+author:
+  - cloudkit.provisioning contributors (@cloudkit)
+extends_documentation_fragment:
+  - cloudkit.provisioning.kube
+  - cloudkit.provisioning.instance
+attributes:
+  check_mode:
+    support: full
+    description: Computes the new status without writing it or recording events.
+  diff_mode:
+    support: full
+    description: Shows the status fields and the annotation before and after.
+options:
+  phase:
+    description: status.phase.
+    type: str
+    choices: [Progressing, Failed, Ready, Deleting]
+  conditions:
+    description:
+      - Conditions to upsert by type, each a mapping with C(type) (required, for example C(Accepted),
+        C(Progressing), C(Available), C(Deleting)), C(status) (required, C("True"), C("False") or
+        C("Unknown")), C(reason) (CamelCase, defaults to the type) and C(message).
+    type: list
+    elements: dict
+  virtual_machine_reference:
+    description: status.virtualMachineReference.
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the KubeVirt VirtualMachine.
+        type: str
+        required: true
+      name:
+        description: Name of the KubeVirt VirtualMachine.
+        type: str
+        required: true
+  job:
+    description:
+      - A job record to upsert by id, a mapping with C(id) (required, the AAP job id), C(type)
+        (required, C(provision) or C(deprovision)), C(state) (required, one of C(Pending), C(Waiting),
+        C(Running), C(Succeeded), C(Failed), C(Canceled), C(Unknown)), C(message),
+        C(block_deletion_on_failure) (bool) and C(config_version) (C(jobs[]) records only).
+    type: dict
+  job_records:
+    description:
+      - Where job records go. V(objects) is the seed-era C(provisionJob)/C(deprovisionJob),
+        V(list) the later C(jobs[]) array, V(auto) the list when the status already has one.
+    type: str
+    choices: [auto, objects, list]
+    default: auto
+  last_restarted_at:
+    description: status.lastRestartedAt (RFC 3339), after a restart.
+    type: str
+  reconciled_config_version:
+    description:
+      - Set the C(<group>/reconciled-config-version) annotation to this value. Only after a provision
+        fully succeeded, with the C(status.desiredConfigVersion) that provision read at its start.
+    type: str
+  event:
+    description:
+      - An extra Event to record on the instance, a mapping with C(reason) (required, CamelCase),
+        C(message) and C(type) (C(Normal), the default, or C(Warning)).
+    type: dict
+  record_events:
+    description: Record Events for phase changes and failures.
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: Say provisioning started
+  cloudkit.provisioning.computeinstance_status:
+    payload:
+      ansible_eda: "{{ ansible_eda | default(None) }}"
+      osac_job_vars: "{{ osac_job_vars | default(None) }}"
+      compute_instance: "{{ compute_instance | default(None) }}"
+    phase: Progressing
+    conditions:
+      - type: Progressing
+        status: "True"
+        reason: Provisioning
+        message: creating the virtual machine
+
+- name: Report success and the config version that is now reconciled
+  cloudkit.provisioning.computeinstance_status:
+    name: vm1
+    namespace: tenants
+    phase: Ready
+    conditions:
+      - type: Available
+        status: "True"
+        reason: VirtualMachineReady
+    virtual_machine_reference:
+      namespace: tenant-acme
+      name: vm1
+    reconciled_config_version: "{{ instance.desired_config_version }}"
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the ComputeInstance exists; nothing is written to a missing one.
+  returned: always
+  type: bool
+status:
+  description: The status after the change (predicted in check mode).
+  returned: when RV(exists)
+  type: dict
+changed_fields:
+  description: The top-level status fields that changed, plus C(annotation) when the annotation did.
+  returned: always
+  type: list
+  elements: str
+  sample: [conditions, phase]
+resource_version:
+  description: metadata.resourceVersion after the change.
+  returned: when RV(exists)
+  type: str
+events:
+  description: The Events recorded, as reason, message, type.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, NotFound, contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import set_annotation
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.status import (
+    StatusError,
+    events_for,
+    record_events,
+    status_changes,
+    update_status,
+)
+
+PLACEHOLDER_VERSIONS = ("unknown", "none", "null", "undefined")
+
+
+def main():
+    argument_spec = {
+        "phase": {"type": "str", "choices": ["Progressing", "Failed", "Ready", "Deleting"]},
+        "conditions": {"type": "list", "elements": "dict"},
+        "virtual_machine_reference": {
+            "type": "dict",
+            "options": {"namespace": {"type": "str", "required": True}, "name": {"type": "str", "required": True}},
+        },
+        "job": {"type": "dict"},
+        "job_records": {"type": "str", "choices": ["auto", "objects", "list"], "default": "auto"},
+        "last_restarted_at": {"type": "str"},
+        "reconciled_config_version": {"type": "str"},
+        "event": {"type": "dict"},
+        "record_events": {"type": "bool", "default": True},
+    }
+    argument_spec.update(INSTANCE_SPEC)
+    module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, **INSTANCE_CONSTRAINTS)
+    params = module.params
+    version = params["reconciled_config_version"]
+    if version is not None and (not version.strip() or version.strip().lower() in PLACEHOLDER_VERSIONS):
+        module.fail_json(msg="reconciled_config_version must be the desired config version that was provisioned, got %r" % version)
+
+    try:
+        explicit_events = events_for({}, {}, {"event": params["event"]}) if params["event"] else []
+    except StatusError as exc:
+        module.fail_json(msg=str(exc))
+
+    identity, names = module.identify_instance()
+    resource = contract_resources(names)[0]
+    client = module.client
+    name, namespace = identity["name"], identity["namespace"]
+    result = {"changed": False, "changed_fields": [], "events": []}
+    options = dict((key, params[key]) for key in ("phase", "conditions", "virtual_machine_reference", "job", "job_records", "last_restarted_at"))
+    try:
+        changed, before, after, live = update_status(client, resource, name, namespace, options, check_mode=module.check_mode)
+    except NotFound:
+        module.warn("ComputeInstance %s/%s does not exist: no status written" % (namespace, name))
+        module.exit_json(exists=False, **result)
+    except StatusError as exc:
+        module.fail_json(msg=str(exc))
+    except KubeError as error:
+        module.fail_api(error, "cannot update the status of ComputeInstance %s/%s" % (namespace, name))
+    if identity.get("uid") and live["metadata"].get("uid") != identity["uid"]:
+        module.fail_json(msg="ComputeInstance %s/%s was re-created (uid %s, the job was for %s): status not written"
+                         % (namespace, name, live["metadata"].get("uid"), identity["uid"]))
+    result.update(exists=True, changed=changed, changed_fields=status_changes(before, after), status=after)
+
+    annotation = names.reconciled_config_version_annotation
+    annotation_before = (live["metadata"].get("annotations") or {}).get(annotation)
+    if version is not None:
+        try:
+            annotation_changed, live = set_annotation(client, resource, name, namespace, annotation, version.strip(), check_mode=module.check_mode)
+        except KubeError as error:
+            module.fail_api(error, "cannot set %s on ComputeInstance %s/%s" % (annotation, namespace, name), **result)
+        if annotation_changed:
+            result["changed"] = True
+            result["changed_fields"].append("annotation")
+    result["resource_version"] = live["metadata"].get("resourceVersion")
+
+    if params["record_events"] and not module.check_mode:
+        events = events_for(before, after, options if changed else {})
+        events.extend(explicit_events)
+        for warning in record_events(client, live, events):
+            module.warn(warning)
+        result["events"] = [{"reason": r, "message": m, "type": t} for r, m, t in events]
+
+    if result["changed"] and module._diff:
+        result["diff"] = {
+            "before": {"status": before, "annotation": annotation_before},
+            "after": {"status": after, "annotation": version.strip() if version is not None else annotation_before},
+        }
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

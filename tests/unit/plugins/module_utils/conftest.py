@@ -1,0 +1,76 @@
+"""An in-memory stand-in for KubeClient, for unit tests of the write logic (no network)."""
+
+from __future__ import annotations
+
+import copy
+
+import jsonpatch
+import pytest
+
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
+
+
+class FakeClient:
+    """Objects keyed by (plural, namespace, name); JSON and merge patches with real guard semantics.
+
+    `before_write` hooks run before the next write lands, to play a concurrent writer.
+    """
+
+    def __init__(self):
+        self.objects = {}
+        self.version = 100
+        self.before_write = []
+        self.writes = []
+        self.created = []
+
+    def put(self, resource, obj):
+        self.version += 1
+        obj = copy.deepcopy(obj)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
+        self.objects[(resource.plural, obj["metadata"].get("namespace"), obj["metadata"]["name"])] = obj
+        return copy.deepcopy(obj)
+
+    def _key(self, resource, name, namespace):
+        key = (resource.plural, namespace, name)
+        if key not in self.objects:
+            raise kube.NotFound('%s "%s" not found' % (resource.plural, name), status=404, reason="NotFound")
+        return key
+
+    def get(self, resource, name, namespace=None, subresource=None):
+        return copy.deepcopy(self.objects[self._key(resource, name, namespace)])
+
+    def patch(self, resource, name, patch, namespace=None, patch_type="merge", subresource=None, field_manager=None, force=None):
+        while self.before_write:
+            self.before_write.pop(0)(self)
+        key = self._key(resource, name, namespace)
+        live = self.objects[key]
+        self.writes.append((patch_type, subresource, copy.deepcopy(patch)))
+        if patch_type == "json":
+            try:
+                updated = jsonpatch.apply_patch(live, patch)
+            except (jsonpatch.JsonPatchTestFailed, jsonpatch.JsonPatchConflict) as exc:
+                raise kube.Invalid("the server rejected our request: %s" % exc, status=422, reason="Invalid")
+        else:
+            expected = (patch.get("metadata") or {}).get("resourceVersion")
+            if expected and expected != live["metadata"]["resourceVersion"]:
+                raise kube.Conflict("the object has been modified", status=409, reason="Conflict")
+            updated = copy.deepcopy(live)
+            for field, value in patch.get("status", {}).items():
+                updated.setdefault("status", {})[field] = value
+        if updated["metadata"].get("deletionTimestamp") and set(updated["metadata"].get("finalizers") or []) - set(live["metadata"].get("finalizers") or []):
+            raise kube.Invalid("metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted", status=422, reason="Invalid")
+        return self.put(resource, updated)
+
+    def create(self, resource, body, namespace=None, dry_run=False):
+        self.created.append(copy.deepcopy(body))
+        return copy.deepcopy(body)
+
+
+@pytest.fixture
+def fake():
+    return FakeClient()
+
+
+@pytest.fixture
+def configmap():
+    return kube.STATIC_RESOURCES[("v1", "ConfigMap")]
