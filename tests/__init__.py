@@ -1,0 +1,1 @@
+"""Test suites and local stand-ins for the cloudkit.provisioning collection."""

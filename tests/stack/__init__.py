@@ -1,0 +1,1 @@
+"""Local stand-ins (Kubernetes API server and friends) used by tests and demos."""

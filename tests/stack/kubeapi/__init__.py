@@ -1,0 +1,161 @@
+"""A Kubernetes API server stand-in for tests: real HTTP, real JSON shapes, in-memory storage.
+
+``KubeAPIServer`` runs it on a background thread with its own event loop; ``python -m tests.stack.kubeapi`` runs it standalone.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+
+import yaml
+from aiohttp import web
+
+from .faults import FaultSwitch
+from .server import KubeAPI, random_token
+
+__all__ = ['KubeAPIServer', 'DEFAULT_CRD_DIR', 'load_crd_documents', 'kubeconfig_dict']
+
+DEFAULT_CRD_DIR = Path(__file__).resolve().parent.parent / 'crds'
+
+
+def load_crd_documents(paths) -> list[dict]:
+    """CustomResourceDefinition documents from YAML files and directories (``*.yaml``/``*.yml``, sorted)."""
+    docs = []
+    for path in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
+        path = Path(path)
+        files = sorted(p for p in path.iterdir() if p.suffix in ('.yaml', '.yml')) if path.is_dir() else [path]
+        for file in files:
+            with open(file, encoding='utf-8') as handle:
+                for doc in yaml.safe_load_all(handle):
+                    if isinstance(doc, dict) and doc.get('kind') == 'CustomResourceDefinition':
+                        docs.append(doc)
+    return docs
+
+
+def kubeconfig_dict(url: str, token: str, namespace: str = 'default') -> dict:
+    """A kubeconfig with one cluster/user/context named ``kubeapi``."""
+    return {
+        'apiVersion': 'v1', 'kind': 'Config', 'preferences': {}, 'current-context': 'kubeapi',
+        'clusters': [{'name': 'kubeapi', 'cluster': {'server': url}}],
+        'users': [{'name': 'kubeapi', 'user': {'token': token}}],
+        'contexts': [{'name': 'kubeapi', 'context': {'cluster': 'kubeapi', 'user': 'kubeapi', 'namespace': namespace}}],
+    }
+
+
+class KubeAPIServer:
+    """The stand-in API server on a background thread.
+
+    ``history`` bounds the watch event ring (older resourceVersions get 410), ``bookmark_interval`` is the
+    seconds between BOOKMARK events on watches that allow them (the real server uses about a minute).
+    """
+
+    def __init__(self, crd_paths=None, port: int = 0, token: str | None = None, host: str = '127.0.0.1', history: int = 10000,
+                 bookmark_interval: float = 1.0, fault_seed: int | None = None):
+        self.host = host
+        self.port = port
+        self.token = token or random_token()
+        self.faults = FaultSwitch(fault_seed)
+        self.api = KubeAPI(self.token, history=history, bookmark_interval=bookmark_interval, faults=self.faults)
+        self._crd_paths = [] if crd_paths is None else ([crd_paths] if isinstance(crd_paths, (str, os.PathLike)) else list(crd_paths))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` once started."""
+        return f'http://{self.host}:{self.port}'
+
+    # ----------------------------------------------------------- lifecycle
+    async def start_async(self) -> None:
+        """Start listening on the current event loop (for callers that already run one, like the CLI)."""
+        self.api.bootstrap()
+        for doc in load_crd_documents(self._crd_paths):
+            self.api.apply_crd(doc)
+        # handler_cancellation: a watch whose client went away must stop (and unsubscribe) right away.
+        self._runner = web.AppRunner(self.api.make_app(), access_log=None, shutdown_timeout=2.0, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        sockets = self._runner.addresses
+        self.port = sockets[0][1]
+        self.api.server_address = f'{self.host}:{self.port}'
+
+    async def stop_async(self) -> None:
+        """Close watches and the listener."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def start(self) -> KubeAPIServer:
+        """Run on a background thread; returns once the port is listening."""
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._run, name='kubeapi', daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise RuntimeError(f'kubeapi failed to start: {self._error}') from self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self.start_async())
+        except Exception as exc:  # reported to the starting thread, which raises it
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self.stop_async())
+            loop.close()
+
+    def stop(self) -> None:
+        """Stop the server and join its thread."""
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        self._thread = None
+        self._loop = None
+
+    def __enter__(self) -> KubeAPIServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------- helpers
+    def call(self, func, *args):
+        """Run ``func(*args)`` on the server loop (the store is not thread-safe) and return its result."""
+        if self._loop is None:
+            return func(*args)
+
+        async def run():
+            return func(*args)
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
+
+    def load_crds(self, path) -> list[str]:
+        """Load (create or replace) CRDs from a YAML file or directory; returns their names."""
+        docs = load_crd_documents(path)
+        for doc in docs:
+            self.call(self.api.apply_crd, doc)
+        return [d['metadata']['name'] for d in docs]
+
+    def write_kubeconfig(self, path, namespace: str = 'default') -> str:
+        """Write a kubeconfig for this server (context ``kubeapi``) and return its path."""
+        path = str(path)
+        with open(path, 'w', encoding='utf-8') as handle:
+            yaml.safe_dump(kubeconfig_dict(self.url, self.token, namespace), handle, sort_keys=False)
+        os.chmod(path, 0o600)
+        return path
