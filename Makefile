@@ -13,7 +13,7 @@ PY_VERSION := 3.11
 export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.build
 export PATH := $(BIN):$(PATH)
 
-.PHONY: test demo bootstrap sync sanity lint units contract integration build clean
+.PHONY: test demo bootstrap sync sanity lint units contract integration bench build clean
 
 ## make test: everything (sanity, lint, units, the stand-in's contract tests, integration)
 test: bootstrap sanity lint units contract integration
@@ -42,6 +42,10 @@ contract:
 
 integration: sync
 	$(BIN)/python -m pytest tests/integration
+
+## make bench: benchmarks; they print figures and ratios, they never fail on timing
+bench: bootstrap
+	$(BIN)/python bench/kubeapi_bench.py
 
 build:
 	$(BIN)/ansible-galaxy collection build --force --output-path $(ROOT)/.build/dist

@@ -8,7 +8,7 @@ cd "$root"
 py=.venv/bin/python
 workdir=.build/demo
 mkdir -p "$workdir"
-kubeconfig=$workdir/kubeconfig
+kubeconfig=$root/$workdir/kubeconfig
 rm -f "$kubeconfig"
 
 port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -23,7 +23,7 @@ echo "== local Kubernetes API (tests/stack/kubeapi) on 127.0.0.1:$port, kubeconf
 echo "== seeding a Tenant and a ComputeInstance, as the cloudkit operator would"
 $py -m tests.stack.demo seed --kubeconfig "$kubeconfig"
 
-echo "== reading the instance back with Ansible (kubernetes.core.k8s_info)"
+echo "== what this collection decides for it (cloudkit.provisioning.computeinstance_info)"
 K8S_AUTH_KUBECONFIG=$kubeconfig ANSIBLE_COLLECTIONS_PATH=$root/.build \
   .venv/bin/ansible-playbook tests/stack/demo_read.yml
 
@@ -31,7 +31,7 @@ echo "== what is there"
 $py -m tests.stack.demo show --kubeconfig "$kubeconfig"
 echo
 echo "Nothing has been provisioned: no VM exists yet and the instance is not reconciled."
-echo "The provisioning playbooks, EDA and AAP paths are tracked as issues 3-7."
+echo "The provisioning playbooks, the EDA and AAP paths come with issues 4-7."
 if [ "${DEMO_KEEP:-0}" = 1 ]; then
-  echo "API server left running (pid $server): export K8S_AUTH_KUBECONFIG=$root/$kubeconfig"
+  echo "API server left running (pid $server): export K8S_AUTH_KUBECONFIG=$kubeconfig"
 fi
