@@ -594,3 +594,47 @@ def guarded_write(read, write, retry=None):
 
 def _resource_version(obj):
     return ((obj or {}).get("metadata") or {}).get("resourceVersion")
+
+
+class WaitTimeout(Exception):
+    """A wait ran out of time; `last` is the object as last seen (None when absent)."""
+
+    def __init__(self, message, last=None):
+        super(WaitTimeout, self).__init__(message)
+        self.last = last
+
+
+def wait_for(client, resource, name, namespace, predicate, timeout, tick=None, tick_interval=10.0, clock=time.monotonic):
+    """Wait until predicate(object or None) is true, driven by a watch of that one object.
+
+    Returns the object (None if the predicate accepted its absence). `tick` is
+    called at least every `tick_interval` seconds (lock renewal); it may raise
+    to abort. A broken or expired watch is resumed from a fresh read.
+    """
+    deadline = clock() + timeout
+    selector = "metadata.name=%s" % name
+    while True:
+        current = client.get_or_none(resource, name, namespace)
+        if predicate(current):
+            return current
+        version = (current or {}).get("metadata", {}).get("resourceVersion")
+        if version is None:
+            version = client.list(resource, namespace, field_selector=selector, limit=1)["resource_version"]
+        while True:
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise WaitTimeout("timed out after %ds waiting for %s %s/%s" % (timeout, resource.kind, namespace or "", name), current)
+            if tick is not None:
+                tick()
+            window = max(1, int(min(remaining, tick_interval) + 0.999))
+            try:
+                for event in client.watch(resource, namespace, resource_version=version, field_selector=selector, timeout_seconds=window):
+                    obj = event.get("object") or {}
+                    version = obj.get("metadata", {}).get("resourceVersion") or version
+                    if event["type"] == "BOOKMARK":
+                        continue
+                    current = None if event["type"] == "DELETED" else obj
+                    if predicate(current):
+                        return current
+            except (Gone, TransportError):
+                break  # re-read, then watch again from there

@@ -1,0 +1,162 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudkit.provisioning contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Take, renew or release the per-instance Lease that keeps provision and deprovision apart."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: computeinstance_lock
+short_description: Take, renew or release the lock of one ComputeInstance
+version_added: 0.1.0
+description:
+  - One C(coordination.k8s.io/v1) Lease per ComputeInstance, named C(computeinstance-<uid>) in the
+    instance's namespace and labelled with the instance labels. Provision and deprovision jobs take it
+    first, so they never run at the same time, whatever launched them and however many times.
+  - V(present) acquires it, waiting up to O(timeout) seconds on a watch of the Lease while another job
+    holds it. A lease not renewed for its C(leaseDurationSeconds) is taken over (its holder died or
+    was canceled). Taking it again as the same holder renews it.
+  - V(renewed) extends it and fails when it is no longer ours. Long waits of
+    M(cloudkit.provisioning.computeinstance_vm) renew it themselves through its O(cloudkit.provisioning.computeinstance_vm#module:lock_holder) option.
+  - V(absent) deletes it only when we hold it, guarded by its resourceVersion.
+author:
+  - cloudkit.provisioning contributors (@cloudkit)
+extends_documentation_fragment:
+  - cloudkit.provisioning.kube
+  - cloudkit.provisioning.instance
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether the lock could be taken or released now, without writing.
+  diff_mode:
+    support: none
+    description: The Lease is bookkeeping; its holder is in the result.
+options:
+  holder:
+    description:
+      - Who holds the lock, for example the AAP job id (C(job-{{ awx_job_id }})) or host and process
+        for hand runs. Must be the same for every task of one job.
+    type: str
+    required: true
+  state:
+    description: V(present) to acquire, V(renewed) to extend, V(absent) to release.
+    type: str
+    choices: [present, renewed, absent]
+    default: present
+  lease_duration:
+    description: Seconds the lease lasts without renewal; how long a dead holder blocks others.
+    type: int
+    default: 60
+  timeout:
+    description: Seconds V(present) waits for another holder to release or lapse.
+    type: int
+    default: 900
+"""
+
+EXAMPLES = r"""
+- name: Take the instance's lock before touching it
+  cloudkit.provisioning.computeinstance_lock:
+    payload: {compute_instance: "{{ compute_instance }}"}
+    holder: "job-{{ awx_job_id | default('manual') }}"
+  register: lock
+
+- name: Release it whatever happened
+  cloudkit.provisioning.computeinstance_lock:
+    payload: {compute_instance: "{{ compute_instance }}"}
+    holder: "job-{{ awx_job_id | default('manual') }}"
+    state: absent
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the ComputeInstance exists; without it there is nothing to lock.
+  returned: always
+  type: bool
+acquired:
+  description: Whether we hold the lock after this task (false after a release).
+  returned: always
+  type: bool
+lease:
+  description: Namespace and name of the Lease.
+  returned: when RV(exists)
+  type: dict
+  sample: {namespace: tenants, name: computeinstance-5b0f6d2e-...}
+holder:
+  description: The holder seen on the Lease after this task (null when there is no Lease).
+  returned: always
+  type: str
+waited:
+  description: Seconds spent waiting for another holder.
+  returned: when O(state=present)
+  type: float
+taken_over_from:
+  description: The holder whose lapsed lease was taken over, if any.
+  returned: when O(state=present)
+  type: str
+"""
+
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, NotFound, contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceLock, LockLost, LockTimeout, holder_of, is_expired
+
+
+def main():
+    argument_spec = {
+        "holder": {"type": "str", "required": True},
+        "state": {"type": "str", "choices": ["present", "renewed", "absent"], "default": "present"},
+        "lease_duration": {"type": "int", "default": 60},
+        "timeout": {"type": "int", "default": 900},
+    }
+    argument_spec.update(INSTANCE_SPEC)
+    module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, **INSTANCE_CONSTRAINTS)
+    params = module.params
+    if params["lease_duration"] < 5:
+        module.fail_json(msg="lease_duration must be at least 5 seconds, got %d" % params["lease_duration"])
+    identity, names = module.identify_instance()
+    client = module.client
+    try:
+        live = client.get(contract_resources(names)[0], identity["name"], identity["namespace"])
+    except NotFound:
+        live = None
+    except KubeError as error:
+        module.fail_api(error, "cannot read ComputeInstance %s/%s" % (identity["namespace"], identity["name"]))
+    if live is None and not (params["state"] == "absent" and identity.get("uid")):
+        # Nothing to lock; but a release after the instance went (the last finalizer removed) still finds its Lease by uid.
+        module.exit_json(changed=False, exists=False, acquired=False, holder=None)
+    uid = live["metadata"]["uid"] if live else identity["uid"]
+    owner = None
+    if live is not None:
+        owner = {"apiVersion": live["apiVersion"], "kind": live["kind"], "name": live["metadata"]["name"], "uid": uid}
+    lock = InstanceLock(client, identity["namespace"], uid, params["holder"], params["lease_duration"],
+                        labels=names.instance_labels(identity["name"], uid), owner=owner)
+    result = {"exists": live is not None, "lease": {"namespace": lock.namespace, "name": lock.name}}
+    try:
+        if module.check_mode:
+            lease = lock.read()
+            free = lease is None or holder_of(lease) == lock.holder or is_expired(lease)
+            ours = lease is not None and holder_of(lease) == lock.holder
+            if params["state"] == "absent":
+                module.exit_json(changed=ours, acquired=False, holder=holder_of(lease), **result)
+            module.exit_json(changed=params["state"] == "present" and free and not ours, acquired=free, holder=holder_of(lease), waited=0.0, **result)
+        if params["state"] == "present":
+            taken = lock.acquire(params["timeout"])
+            module.exit_json(changed=not taken["already_held"], acquired=True, holder=lock.holder, waited=round(taken["waited"], 3),
+                             taken_over_from=taken["taken_over_from"], **result)
+        if params["state"] == "renewed":
+            lock.adopt_duration(lock.read())
+            lock.renew()
+            module.exit_json(changed=True, acquired=True, holder=lock.holder, **result)
+        released, seen = lock.release()
+        module.exit_json(changed=released, acquired=False, holder=None if released else seen, **result)
+    except LockTimeout as exc:
+        module.fail_json(msg=str(exc), acquired=False, **result)
+    except LockLost as exc:
+        module.fail_json(msg="lock lost: %s" % exc, acquired=False, **result)
+    except KubeError as error:
+        verb = {"present": "acquire", "renewed": "renew", "absent": "release"}[params["state"]]
+        module.fail_api(error, "cannot %s Lease %s/%s" % (verb, lock.namespace, lock.name), **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudkit.provisioning contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Create or delete the KubeVirt VM of a ComputeInstance, with its disks, secrets and service."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: computeinstance_vm
+short_description: Create or delete the KubeVirt virtual machine of a ComputeInstance
+version_added: 0.1.0
+description:
+  - Builds the objects of one ComputeInstance in its Tenant's namespace, each labelled with the instance
+    labels. They are a cloud-init Secret (C(<name>-cloud-init), unless C(spec.userDataSecretRef) names
+    one), an SSH key Secret (C(<name>-ssh-public-key)) when a key is given, a CDI DataVolume
+    (C(<name>-root-disk)) imported from the image, one blank DataVolume per additional disk, the
+    VirtualMachine (C(<name>)), and a LoadBalancer Service (C(<name>-load-balancer)) for the exposed ports.
+  - Reads the VM parameters from the seed-era C(spec.templateParameters) JSON or the later typed spec
+    fields (typed fields win), with the upstream defaults (2 cores, 2Gi, 10Gi, Fedora, port 22/tcp).
+    Every parameter is validated first, and C(spec.templateID) must be on O(allowed_templates). A bad
+    value fails with the field's name before anything is written.
+  - Idempotent. Objects that already match are not written; changes KubeVirt accepts are patched in place.
+    A changed VM template restarts a running VM (O(restart_on_spec_change)), and a
+    C(spec.restartRequestedAt) later than C(status.lastRestartedAt) restarts it (RV(restarted_at)).
+  - Disks use the cluster's default StorageClass unless O(storage_class) is set.
+  - V(absent) stops the VM and waits until its VirtualMachineInstance is gone. It then deletes the VM, the
+    Services, the DataVolumes and the Secrets carrying the instance's labels, and waits until they are gone.
+    Not found counts as done, and a deleted Tenant does not block it.
+author:
+  - cloudkit.provisioning contributors (@cloudkit)
+extends_documentation_fragment:
+  - cloudkit.provisioning.kube
+  - cloudkit.provisioning.instance
+attributes:
+  check_mode:
+    support: full
+    description: Reports which objects would be created, updated or deleted.
+  diff_mode:
+    support: none
+    description: The result lists every object created, updated or deleted.
+options:
+  state:
+    description: Whether the VM and its objects should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  allowed_templates:
+    description: The C(spec.templateID) values that may be provisioned; anything else is refused before any write.
+    type: list
+    elements: str
+    default: [cloudkit.templates.ocp_virt_vm]
+  target_namespace:
+    description:
+      - Namespace of the VM objects. Default is the Tenant's C(status.namespace). For V(absent), when the
+        Tenant is gone, it is C(status.virtualMachineReference.namespace), or wherever objects carry the
+        instance's labels.
+    type: str
+  storage_class:
+    description: StorageClass of the disks; default is the cluster's default StorageClass.
+    type: str
+  wait:
+    description: Wait for the VM to be Ready (V(present)) or for everything to be gone (V(absent)).
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait.
+    type: int
+    default: 600
+  restart_on_spec_change:
+    description: Restart a running VM whose template changed, so new cores or memory take effect now.
+    type: bool
+    default: true
+  lock_holder:
+    description:
+      - The holder of the instance's lock (M(cloudkit.provisioning.computeinstance_lock)). While waiting
+        the lock is renewed, and the task fails at once if the lock was lost.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Provision the VM and wait until it is Ready
+  cloudkit.provisioning.computeinstance_vm:
+    payload: {compute_instance: "{{ compute_instance }}"}
+    lock_holder: "job-{{ awx_job_id }}"
+    wait_timeout: 900
+  register: vm
+
+- name: Deprovision everything of the instance
+  cloudkit.provisioning.computeinstance_vm:
+    name: vm1
+    namespace: tenants
+    state: absent
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the ComputeInstance exists.
+  returned: always
+  type: bool
+state:
+  description: V(Succeeded) when the VM is Ready (or everything is gone), V(Failed) otherwise.
+  returned: always
+  type: str
+  sample: Succeeded
+message:
+  description: What happened, or why it failed.
+  returned: always
+  type: str
+  sample: VirtualMachine tenant-acme/vm1 is Ready
+vm_reference:
+  description: Namespace and name of the VirtualMachine.
+  returned: always
+  type: dict
+  sample: {namespace: tenant-acme, name: vm1}
+created:
+  description: Objects created, as C(Kind namespace/name).
+  returned: always
+  type: list
+  elements: str
+updated:
+  description: Objects patched (or stopped, for V(absent)).
+  returned: always
+  type: list
+  elements: str
+deleted:
+  description: Objects deleted.
+  returned: always
+  type: list
+  elements: str
+notes:
+  description: Differences that cannot be applied in place, and restarts done or pending.
+  returned: always
+  type: list
+  elements: str
+restarted_at:
+  description: The C(spec.restartRequestedAt) served by a restart (or the restart time after a template change); null otherwise.
+  returned: always
+  type: str
+waited_on:
+  description: The last thing waited for.
+  returned: always
+  type: str
+parameters:
+  description: The validated VM parameters used.
+  returned: when O(state=present)
+  type: dict
+"""
+
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import (
+    DEFAULT_ALLOWED_TEMPLATES,
+    ComputeInstance,
+    ParameterError,
+    check_template,
+    resolve_target_namespace,
+    vm_parameters,
+)
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, NotFound, contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import VIRTUAL_MACHINE
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.lifecycle import ensure_absent, ensure_present
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceLock, LockLost, Renewer
+
+
+def main():
+    argument_spec = {
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "allowed_templates": {"type": "list", "elements": "str", "default": list(DEFAULT_ALLOWED_TEMPLATES)},
+        "target_namespace": {"type": "str"},
+        "storage_class": {"type": "str"},
+        "wait": {"type": "bool", "default": True},
+        "wait_timeout": {"type": "int", "default": 600},
+        "restart_on_spec_change": {"type": "bool", "default": True},
+        "lock_holder": {"type": "str"},
+    }
+    argument_spec.update(INSTANCE_SPEC)
+    module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, **INSTANCE_CONSTRAINTS)
+    params = module.params
+    identity, names = module.identify_instance()
+    instance_resource, tenant_resource = contract_resources(names)
+    client = module.client
+    present = params["state"] == "present"
+    where = "ComputeInstance %s/%s" % (identity["namespace"], identity["name"])
+    try:
+        live = client.get(instance_resource, identity["name"], identity["namespace"])
+    except NotFound:
+        module.exit_json(changed=False, exists=False, state="Succeeded" if not present else "Failed", vm_reference=None,
+                         message="%s does not exist" % where, created=[], updated=[], deleted=[], notes=[], restarted_at=None, waited_on=None)
+    except KubeError as error:
+        module.fail_api(error, "cannot read %s" % where)
+    instance = ComputeInstance(live, names)
+
+    params_used = None
+    if present:
+        try:
+            check_template(instance.spec.get("templateID"), params["allowed_templates"])
+            params_used = vm_parameters(instance.spec)
+        except ParameterError as error:
+            module.fail_json(msg="%s cannot be provisioned: %s" % (where, error), exists=True, state="Failed", problems=error.problems)
+    namespace = params["target_namespace"]
+    if not namespace:
+        try:
+            namespace, _source, problem = resolve_target_namespace(client, instance, tenant_resource, VIRTUAL_MACHINE, not present)
+        except KubeError as error:
+            module.fail_api(error, "cannot resolve the namespace of %s" % where)
+        if present and namespace is None:
+            module.fail_json(msg="%s cannot be provisioned: %s" % (where, problem), exists=True, state="Failed")
+
+    tick = None
+    if params["lock_holder"]:
+        lock = InstanceLock(client, instance.namespace, instance.uid, params["lock_holder"])
+        lock.adopt_duration(lock.read())
+        tick = Renewer(lock)
+    try:
+        if present:
+            outcome = ensure_present(client, instance, params_used, namespace, storage_class=params["storage_class"], check_mode=module.check_mode,
+                                     wait=params["wait"], timeout=params["wait_timeout"], restart_on_spec_change=params["restart_on_spec_change"],
+                                     tick=tick)
+        else:
+            outcome = ensure_absent(client, instance.name, instance.uid, names, namespace, check_mode=module.check_mode,
+                                    wait=params["wait"], timeout=params["wait_timeout"], tick=tick)
+    except LockLost as exc:
+        module.fail_json(msg="%s: stopped, the instance's lock was lost: %s" % (where, exc), exists=True, state="Failed")
+    except KubeError as error:
+        module.fail_api(error, "cannot %s the VM of %s" % ("provision" if present else "deprovision", where), exists=True, state="Failed")
+    result = outcome.as_dict()
+    result.update(changed=outcome.changed, exists=True)
+    if present:
+        result["parameters"] = params_used
+    if outcome.state == "Failed":
+        module.fail_json(msg=outcome.message, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
