@@ -78,6 +78,9 @@ _FALSE_STRINGS = ("0", "false", "no", "off", "n")
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
 
+# AAP exports JOB_ID to every job; naming it lets the API audit log tell which job wrote what.
+USER_AGENT = "cloudkit.provisioning" + (" job/%s" % os.environ["JOB_ID"] if os.environ.get("JOB_ID") else "")
+
 PATCH_CONTENT_TYPES = {
     "merge": "application/merge-patch+json",
     "json": "application/json-patch+json",
@@ -405,7 +408,7 @@ class KubeClient(object):
     # -- transport -----------------------------------------------------------------
 
     def _headers(self, content_type=None):
-        headers = {"Accept": "application/json", "User-Agent": "cloudkit.provisioning"}
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if content_type:
             headers["Content-Type"] = content_type
         # auth_settings() also runs the kubeconfig's token refresh hook.
