@@ -22,6 +22,7 @@ class FakeClient:
         self.before_write = []
         self.writes = []
         self.created = []
+        self.watches = []
 
     def put(self, resource, obj):
         self.version += 1
@@ -61,9 +62,51 @@ class FakeClient:
             raise kube.Invalid("metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted", status=422, reason="Invalid")
         return self.put(resource, updated)
 
+    def get_or_none(self, resource, name, namespace=None):
+        try:
+            return self.get(resource, name, namespace)
+        except kube.NotFound:
+            return None
+
     def create(self, resource, body, namespace=None, dry_run=False):
         self.created.append(copy.deepcopy(body))
-        return copy.deepcopy(body)
+        if resource.kind == "Event":
+            return copy.deepcopy(body)
+        key = (resource.plural, namespace or body["metadata"].get("namespace"), body["metadata"]["name"])
+        if key in self.objects:
+            raise kube.AlreadyExists("already exists", status=409, reason="AlreadyExists")
+        body = copy.deepcopy(body)
+        body["metadata"]["namespace"] = key[1]
+        return self.put(resource, body)
+
+    def replace(self, resource, body, namespace=None, subresource=None):
+        while self.before_write:
+            self.before_write.pop(0)(self)
+        key = self._key(resource, body["metadata"]["name"], namespace or body["metadata"].get("namespace"))
+        if body["metadata"].get("resourceVersion") not in (None, self.objects[key]["metadata"]["resourceVersion"]):
+            raise kube.Conflict("the object has been modified", status=409, reason="Conflict")
+        self.writes.append(("replace", subresource, copy.deepcopy(body)))
+        return self.put(resource, body)
+
+    def delete(self, resource, name, namespace=None, propagation_policy="Background", preconditions=None):
+        key = self._key(resource, name, namespace)
+        expected = (preconditions or {}).get("resourceVersion")
+        if expected and expected != self.objects[key]["metadata"]["resourceVersion"]:
+            raise kube.Conflict("precondition failed", status=409, reason="Conflict")
+        self.writes.append(("delete", None, name))
+        return self.objects.pop(key)
+
+    def list(self, resource, namespace=None, label_selector=None, field_selector=None, limit=None):
+        items = [copy.deepcopy(o) for (plural, ns, _name), o in self.objects.items() if plural == resource.plural and namespace in (None, ns)]
+        if label_selector:
+            key, value = label_selector.split("=", 1)
+            items = [o for o in items if (o["metadata"].get("labels") or {}).get(key) == value]
+        return {"items": items, "resource_version": str(self.version)}
+
+    def watch(self, resource, namespace=None, **_kwargs):
+        """No events: callers fall back to re-reading, which is what these tests exercise."""
+        self.watches.append(resource.plural)
+        return iter(())
 
 
 @pytest.fixture
