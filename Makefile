@@ -13,10 +13,10 @@ PY_VERSION := 3.11
 export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.build
 export PATH := $(BIN):$(PATH)
 
-.PHONY: test demo bootstrap sync sanity lint units contract integration bench build clean
+.PHONY: test demo bootstrap sync sanity lint units contract integration molecule bench build clean
 
 ## make test: everything (sanity, lint, units, the stand-in's contract tests, integration)
-test: bootstrap sanity lint units contract integration
+test: bootstrap sanity lint units contract integration molecule
 
 ## make demo: the local stack with a Tenant and a sample ComputeInstance
 demo: bootstrap
@@ -42,6 +42,9 @@ contract:
 
 integration: sync
 	$(BIN)/python -m pytest tests/integration
+
+molecule: sync
+	$(BIN)/molecule test --all
 
 ## make bench: benchmarks; they print figures and ratios, they never fail on timing
 bench: bootstrap

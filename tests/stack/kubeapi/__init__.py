@@ -48,16 +48,18 @@ class KubeAPIServer:
     """The stand-in API server on a background thread.
 
     ``history`` bounds the watch event ring (older resourceVersions get 410), ``bookmark_interval`` is the
-    seconds between BOOKMARK events on watches that allow them (the real server uses about a minute).
+    seconds between BOOKMARK events on watches that allow them (the real server uses about a minute). ``write_log_size``
+    bounds the write log (oldest entries are dropped).
     """
 
     def __init__(self, crd_paths=None, port: int = 0, token: str | None = None, host: str = '127.0.0.1', history: int = 10000,
-                 bookmark_interval: float = 1.0, fault_seed: int | None = None):
+                 bookmark_interval: float = 1.0, fault_seed: int | None = None, write_log_size: int = 100000):
         self.host = host
         self.port = port
         self.token = token or random_token()
         self.faults = FaultSwitch(fault_seed)
-        self.api = KubeAPI(self.token, history=history, bookmark_interval=bookmark_interval, faults=self.faults)
+        self.api = KubeAPI(self.token, history=history, bookmark_interval=bookmark_interval, faults=self.faults,
+                           write_log_size=write_log_size)
         self._crd_paths = [] if crd_paths is None else ([crd_paths] if isinstance(crd_paths, (str, os.PathLike)) else list(crd_paths))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -144,6 +146,14 @@ class KubeAPIServer:
         async def run():
             return func(*args)
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
+
+    def write_log(self, since_seq: int = 0) -> list[dict]:
+        """The logged mutating requests with ``seq > since_seq``, oldest first (see README: write log)."""
+        return self.call(self.api.write_log, since_seq)
+
+    def clear_write_log(self) -> None:
+        """Empty the write log; sequence numbers keep increasing."""
+        self.call(self.api.clear_write_log)
 
     def load_crds(self, path) -> list[str]:
         """Load (create or replace) CRDs from a YAML file or directory; returns their names."""

@@ -10,7 +10,9 @@ import random
 import re
 import secrets
 import string
+import time
 import uuid
+from collections import deque
 from datetime import datetime, timezone
 
 import yaml
@@ -38,6 +40,7 @@ _LABEL_VALUE = re.compile(r'^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$')
 _LABEL_KEY = re.compile(r'^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$')
 _GENERATE_CHARS = 'bcdfghjklmnpqrstvwxz2456789'
 _JSON = 'application/json'
+_MUTATING = frozenset(('POST', 'PUT', 'PATCH', 'DELETE'))
 
 
 def now_rfc3339() -> str:
@@ -75,12 +78,15 @@ def _truthy(value: str | None) -> bool:
 class KubeAPI:
     """State and handlers of one API server; all methods run on its event loop."""
 
-    def __init__(self, token: str, history: int = 10000, bookmark_interval: float = 5.0, faults: FaultSwitch | None = None):
+    def __init__(self, token: str, history: int = 10000, bookmark_interval: float = 5.0, faults: FaultSwitch | None = None,
+                 write_log_size: int = 100000):
         self.token = token
         self.store = Store(history)
         self.bookmark_interval = bookmark_interval
         self.faults = faults or FaultSwitch()
         self.closing = False
+        self.writes: deque = deque(maxlen=write_log_size)
+        self.write_seq = 0
         self.server_address = '127.0.0.1:0'
         for rtype in builtin_types():
             self.store.add_type(rtype)
@@ -134,6 +140,13 @@ class KubeAPI:
             return _json_response(status_body(401, 'Unauthorized', 'Unauthorized'), 401)
         if path.startswith('/_admin/'):
             return await self._admin(request)
+        resp = await self._handle_resource(request)
+        if request.method in _MUTATING:
+            self._log_write(request, resp)
+        return resp
+
+    async def _handle_resource(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
         cfg = self.faults.config
         if cfg.latency > 0 and self.faults.applies(request.method, path):
             await asyncio.sleep(cfg.latency)
@@ -151,7 +164,52 @@ class KubeAPI:
             LOG.exception('internal error on %s %s', request.method, path)
             return _json_response(status_body(500, f'Internal error occurred: {exc}', 'InternalError', {}), 500)
 
+    # ------------------------------------------------------------ write log
+    def _log_write(self, request: web.Request, resp: web.StreamResponse) -> None:
+        """Append one handled mutating request to the bounded write log (faulted and failed ones too: see ``status``)."""
+        target = self._write_target(request.path)
+        rv = None
+        body = getattr(resp, 'body', None)
+        if isinstance(body, bytes) and 200 <= resp.status < 300:
+            try:
+                meta = json.loads(body).get('metadata') or {}
+            except (ValueError, AttributeError):
+                meta = {}
+            # A Status answer (a delete that does not return the object) has no resourceVersion; a deletecollection reports the list's.
+            rv = meta.get('resourceVersion')
+        self.write_seq += 1
+        self.writes.append({
+            'seq': self.write_seq, 'time': time.time(), 'monotonic': time.monotonic(), 'method': request.method, 'path': request.path,
+            'query': dict(request.query), 'status': resp.status, 'user_agent': request.headers.get('User-Agent'),
+            'kind': target[0], 'namespace': target[1], 'name': target[2], 'subresource': target[3], 'resource_version': rv})
+
+    def _write_target(self, path: str) -> tuple:
+        """(plural, namespace, name, subresource) of a resource path, parsed the way ``_resource_request`` routes it."""
+        segs = [seg for seg in path.split('/') if seg]
+        if len(segs) >= 3 and segs[0] == 'api':
+            group, version, rest = '', segs[1], segs[2:]
+        elif len(segs) >= 4 and segs[0] == 'apis':
+            group, version, rest = segs[1], segs[2], segs[3:]
+        else:
+            return None, None, None, None
+        nested = self.store.find_type(group, version, rest[2]) if len(rest) >= 3 and rest[0] == 'namespaces' else None
+        if nested is not None and nested.namespaced:
+            rest = rest[1:] + [None] * 4
+            return rest[1], rest[0], rest[2], rest[3]
+        rest = list(rest) + [None] * 3
+        return rest[0], None, rest[1], rest[2]
+
+    def write_log(self, since_seq: int = 0) -> list[dict]:
+        """Copies of the logged writes with ``seq > since_seq``, oldest first."""
+        return [dict(e) for e in self.writes if e['seq'] > since_seq]
+
+    def clear_write_log(self) -> None:
+        """Forget every logged write; ``seq`` keeps counting so that ``since`` cursors stay valid."""
+        self.writes.clear()
+
     async def _admin(self, request: web.Request) -> web.Response:
+        if request.path.rstrip('/') == '/_admin/writes':
+            return self._admin_writes(request)
         if request.path.rstrip('/') != '/_admin/faults':
             return _error_response(server_not_found())
         if request.method == 'GET':
@@ -166,6 +224,18 @@ class KubeAPI:
             except (ValueError, TypeError) as exc:
                 return _error_response(bad_request(str(exc)))
             return _json_response(cfg.as_dict())
+        return _error_response(APIError(405, 'the server does not allow this method on the requested resource', details={}))
+
+    def _admin_writes(self, request: web.Request) -> web.Response:
+        if request.method == 'GET':
+            try:
+                since = int(request.query.get('since') or 0)
+            except ValueError:
+                return _error_response(bad_request(f'invalid value for since: {request.query.get("since")!r}'))
+            return _json_response(self.write_log(since))
+        if request.method == 'DELETE':
+            self.clear_write_log()
+            return _json_response({'kind': 'Status', 'apiVersion': 'v1', 'metadata': {}, 'status': 'Success'})
         return _error_response(APIError(405, 'the server does not allow this method on the requested resource', details={}))
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
