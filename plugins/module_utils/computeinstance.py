@@ -394,3 +394,31 @@ def resolve_target_namespace(client, instance, tenant_resource, vm_resource, for
         if found:
             return found[0]["metadata"]["namespace"], "labels", problem
     return None, None, problem
+
+
+def assess(client, instance, tenant_resource, vm_resource, allowed_templates, for_delete, target_namespace=None):
+    """What a job must know before it acts, every problem named by its field.
+
+    Returns template_allowed, parameters (None when invalid), target_namespace
+    (the given one, else resolved as resolve_target_namespace does) with its
+    source, and problems. Nothing is raised for the instance's content, so
+    each caller decides which problems stop it.
+    """
+    facts = {"template_allowed": True, "parameters": None, "problems": []}
+    try:
+        check_template(instance.spec.get("templateID"), allowed_templates)
+    except ParameterError as error:
+        facts["template_allowed"] = False
+        facts["problems"].extend(error.problems)
+    try:
+        facts["parameters"] = vm_parameters(instance.spec)
+    except ParameterError as error:
+        facts["problems"].extend(error.problems)
+    if target_namespace:
+        facts.update(target_namespace=target_namespace, target_namespace_source="option")
+        return facts
+    namespace, source, problem = resolve_target_namespace(client, instance, tenant_resource, vm_resource, for_delete)
+    facts.update(target_namespace=namespace, target_namespace_source=source)
+    if problem and namespace is None:
+        facts["problems"].append(problem)
+    return facts

@@ -12,6 +12,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import 
     KUBERNETES_IMPORT_ERROR,
     KubeClient,
     KubeError,
+    NotFound,
     auth_argument_spec,
     contract_resources,
 )
@@ -76,6 +77,19 @@ class KubeModule(AnsibleModule):
         facts = identity.as_dict()
         facts["api_group"] = names.api_group
         return facts, names
+
+    def read_instance(self, identity, names):
+        """(live ComputeInstance or None, why it is None). A re-created namesake is not the job's instance."""
+        where = "ComputeInstance %s/%s" % (identity["namespace"], identity["name"])
+        try:
+            live = self.client.get(contract_resources(names)[0], identity["name"], identity["namespace"])
+        except NotFound:
+            return None, "the ComputeInstance no longer exists"
+        except KubeError as error:
+            return self.fail_api(error, "cannot read %s" % where), None
+        if identity.get("uid") and live["metadata"].get("uid") != identity["uid"]:
+            return None, "the ComputeInstance %s was deleted and re-created (uid %s)" % (identity["uid"], live["metadata"].get("uid"))
+        return live, None
 
     def fail_api(self, error, action, **result):
         """Fail with the API's own message and the error's status and reason."""

@@ -177,15 +177,8 @@ target_namespace_source:
   choices: [tenant, virtualMachineReference, labels]
 """
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import (
-    DEFAULT_ALLOWED_TEMPLATES,
-    ComputeInstance,
-    ParameterError,
-    check_template,
-    resolve_target_namespace,
-    vm_parameters,
-)
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, NotFound, contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import DEFAULT_ALLOWED_TEMPLATES, ComputeInstance, assess
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
 
 
@@ -198,43 +191,21 @@ def main():
     module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, **INSTANCE_CONSTRAINTS)
     params = module.params
     identity_facts, names = module.identify_instance()
-    instance_resource, tenant_resource = contract_resources(names)
+    tenant_resource = contract_resources(names)[1]
     client = module.client
     vm_resource = client.resource("kubevirt.io/v1", "VirtualMachine")
     result = {"changed": False, "identity": identity_facts, "names": names.as_dict(), "api_group": names.api_group}
-    try:
-        live = client.get(instance_resource, identity_facts["name"], identity_facts["namespace"])
-    except NotFound:
-        module.exit_json(exists=False, managed=True, action="none", action_reason="the ComputeInstance no longer exists", **result)
-    except KubeError as error:
-        module.fail_api(error, "cannot read ComputeInstance %s/%s" % (identity_facts["namespace"], identity_facts["name"]))
-    if identity_facts["uid"] and live["metadata"].get("uid") != identity_facts["uid"]:
-        # Same name, new object: the instance the job was for is gone.
-        module.exit_json(exists=False, managed=True, action="none",
-                         action_reason="the ComputeInstance %s was deleted and re-created (uid %s)" % (identity_facts["uid"], live["metadata"].get("uid")),
-                         **result)
+    live, gone = module.read_instance(identity_facts, names)
+    if live is None:
+        module.exit_json(exists=False, managed=True, action="none", action_reason=gone, **result)
 
     instance = ComputeInstance(live, names)
     result.update(instance.facts())
-    result.update(exists=True, instance=live, problems=[])
+    result.update(exists=True, instance=live)
     try:
-        check_template(instance.spec.get("templateID"), params["allowed_templates"])
-        result["template_allowed"] = True
-    except ParameterError as error:
-        result["template_allowed"] = False
-        result["problems"].extend(error.problems)
-    try:
-        result["parameters"] = vm_parameters(instance.spec)
-    except ParameterError as error:
-        result["parameters"] = None
-        result["problems"].extend(error.problems)
-    try:
-        namespace, source, problem = resolve_target_namespace(client, instance, tenant_resource, vm_resource, params["purpose"] == "deprovision")
+        result.update(assess(client, instance, tenant_resource, vm_resource, params["allowed_templates"], params["purpose"] == "deprovision"))
     except KubeError as error:
         module.fail_api(error, "cannot resolve the namespace of ComputeInstance %s/%s" % (instance.namespace, instance.name))
-    result.update(target_namespace=namespace, target_namespace_source=source)
-    if problem and namespace is None:
-        result["problems"].append(problem)
     if params["purpose"] == "provision" and result["problems"]:
         module.fail_json(msg="ComputeInstance %s/%s cannot be provisioned: %s" % (instance.namespace, instance.name, "; ".join(result["problems"])), **result)
     module.exit_json(**result)

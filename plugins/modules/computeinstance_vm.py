@@ -147,15 +147,8 @@ parameters:
   type: dict
 """
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import (
-    DEFAULT_ALLOWED_TEMPLATES,
-    ComputeInstance,
-    ParameterError,
-    check_template,
-    resolve_target_namespace,
-    vm_parameters,
-)
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, NotFound, contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import DEFAULT_ALLOWED_TEMPLATES, ComputeInstance, assess
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import VIRTUAL_MACHINE
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lifecycle import ensure_absent, ensure_present
@@ -177,34 +170,27 @@ def main():
     module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, **INSTANCE_CONSTRAINTS)
     params = module.params
     identity, names = module.identify_instance()
-    instance_resource, tenant_resource = contract_resources(names)
+    tenant_resource = contract_resources(names)[1]
     client = module.client
     present = params["state"] == "present"
     where = "ComputeInstance %s/%s" % (identity["namespace"], identity["name"])
-    try:
-        live = client.get(instance_resource, identity["name"], identity["namespace"])
-    except NotFound:
-        module.exit_json(changed=False, exists=False, state="Succeeded" if not present else "Failed", vm_reference=None,
-                         message="%s does not exist" % where, created=[], updated=[], deleted=[], notes=[], restarted_at=None, waited_on=None)
-    except KubeError as error:
-        module.fail_api(error, "cannot read %s" % where)
+    live, gone = module.read_instance(identity, names)
+    if live is None:
+        outcome = {"changed": False, "exists": False, "vm_reference": None, "message": "%s: %s" % (where, gone),
+                   "created": [], "updated": [], "deleted": [], "notes": [], "restarted_at": None, "waited_on": None}
+        if present:
+            module.fail_json(msg=outcome.pop("message"), state="Failed", **outcome)
+        module.exit_json(state="Succeeded", **outcome)
     instance = ComputeInstance(live, names)
 
-    params_used = None
-    if present:
-        try:
-            check_template(instance.spec.get("templateID"), params["allowed_templates"])
-            params_used = vm_parameters(instance.spec)
-        except ParameterError as error:
-            module.fail_json(msg="%s cannot be provisioned: %s" % (where, error), exists=True, state="Failed", problems=error.problems)
-    namespace = params["target_namespace"]
-    if not namespace:
-        try:
-            namespace, _source, problem = resolve_target_namespace(client, instance, tenant_resource, VIRTUAL_MACHINE, not present)
-        except KubeError as error:
-            module.fail_api(error, "cannot resolve the namespace of %s" % where)
-        if present and namespace is None:
-            module.fail_json(msg="%s cannot be provisioned: %s" % (where, problem), exists=True, state="Failed")
+    try:
+        facts = assess(client, instance, tenant_resource, VIRTUAL_MACHINE, params["allowed_templates"], not present, params["target_namespace"])
+    except KubeError as error:
+        module.fail_api(error, "cannot resolve the namespace of %s" % where)
+    if present and facts["problems"]:
+        # Nothing is written for an instance that cannot be provisioned as it is.
+        module.fail_json(msg="%s cannot be provisioned: %s" % (where, "; ".join(facts["problems"])), exists=True, state="Failed", problems=facts["problems"])
+    params_used, namespace = facts["parameters"], facts["target_namespace"]
 
     tick = None
     if params["lock_holder"]:

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 )
 def test_builder_creates_a_context(tmp_path, definition, expected):
     context = tmp_path / "context"
-    command = [str(Path(sys.executable).with_name("ansible-builder")), "create", "-f", str(ROOT / definition), "-c", str(context), "--output-filename", "Containerfile", "-v", "1"]
+    builder = str(Path(sys.executable).with_name("ansible-builder"))
+    command = [builder, "create", "-f", str(ROOT / definition), "-c", str(context), "--output-filename", "Containerfile", "-v", "1"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     containerfile = (context / "Containerfile").read_text()
