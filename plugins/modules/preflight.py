@@ -1,0 +1,140 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, cloudkit.provisioning contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Check a cloudkit provisioning setup and report every problem at once, each with its fix."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: preflight
+short_description: Check the EDA endpoint, the CRD group and the job templates of a cloudkit setup
+version_added: 0.1.0
+description:
+  - Checks, against the cluster and the automation controller, what upstream got wrong, and reports every
+    problem at once, each with its fix.
+  - The operator's webhook URLs name a Service that exists in that namespace and exposes that port. On the
+    EDA API service (C(<aap instance>-eda-api), port 8000) only event stream paths are accepted, since other
+    paths answer 405. This catches C(innabox-eda-service:5000). URLs outside the cluster are not checked.
+  - The ComputeInstance CRD is served under O(api_group) at C(v1alpha1). This catches a cloudkit/osac rename mismatch.
+  - The job templates exist in the controller, when O(controller_host) is given.
+author:
+  - cloudkit.provisioning contributors (@cloudkit)
+extends_documentation_fragment:
+  - cloudkit.provisioning.kube
+  - cloudkit.provisioning.controller
+attributes:
+  check_mode:
+    support: full
+    description: Only reads.
+  diff_mode:
+    support: none
+    description: Nothing is written.
+options:
+  webhook_urls:
+    description: The operator's create and delete webhook URLs (its C(*_COMPUTE_INSTANCE_CREATE_WEBHOOK) and C(*_DELETE_WEBHOOK)).
+    type: list
+    elements: str
+    default: []
+  webhook_namespace:
+    description: Namespace of webhook hosts given as a bare service name (usually the AAP namespace).
+    type: str
+  aap_instance:
+    description: Name of the AAP instance, whose EDA API service C(<name>-eda-api) receives events.
+    type: str
+    default: innabox-aap
+  api_group:
+    description:
+      - API group the collection is configured with; the ComputeInstance CRD must be served under it.
+      - Can also be set with the E(CLOUDKIT_API_GROUP) environment variable.
+    type: str
+    default: cloudkit.openshift.io
+  job_templates:
+    description: Job templates that must exist in the controller; checked only when O(controller_host) is set.
+    type: list
+    elements: str
+    default: [innabox-create-compute-instance, innabox-delete-compute-instance]
+  organization:
+    description: Organization of O(job_templates).
+    type: str
+    default: innabox
+  fail_on_problems:
+    description: Fail the task when any check finds a problem (the findings are returned either way).
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: Check the setup before wiring the operator
+  cloudkit.provisioning.preflight:
+    webhook_urls:
+      - "{{ lookup('ansible.builtin.env', 'CLOUDKIT_COMPUTE_INSTANCE_CREATE_WEBHOOK') }}"
+      - "{{ lookup('ansible.builtin.env', 'CLOUDKIT_COMPUTE_INSTANCE_DELETE_WEBHOOK') }}"
+    webhook_namespace: aap
+    api_group: cloudkit.openshift.io
+    controller_host: https://aap.example.com/api/controller
+"""
+
+RETURN = r"""
+findings:
+  description: Every check made, as check, target, ok, problem and fix.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {check: webhook, target: "http://innabox-eda-service:5000/create-vm", ok: false,
+       problem: Service aap/innabox-eda-service does not exist,
+       fix: "point it at the event stream on the EDA API service: http://innabox-aap-eda-api.aap.svc:8000/api/eda/v1/external_event_stream/<event stream uuid>/post/"}
+problems:
+  description: The failed findings as one line each, problem then fix.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import ControllerError, client_from_params, controller_argument_spec
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import KubeModule
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.preflight import check_crd, check_templates, check_webhook, finding
+
+
+def main():
+    argument_spec = {
+        "webhook_urls": {"type": "list", "elements": "str", "default": []},
+        "webhook_namespace": {"type": "str"},
+        "aap_instance": {"type": "str", "default": "innabox-aap"},
+        "api_group": {"type": "str", "default": "cloudkit.openshift.io", "fallback": (env_fallback, ["CLOUDKIT_API_GROUP"])},
+        "job_templates": {"type": "list", "elements": "str", "default": ["innabox-create-compute-instance", "innabox-delete-compute-instance"]},
+        "organization": {"type": "str", "default": "innabox"},
+        "fail_on_problems": {"type": "bool", "default": True},
+    }
+    controller_options = controller_argument_spec()
+    # The controller is optional here: without it the job templates are not checked.
+    controller_options["controller_host"] = dict(controller_options["controller_host"], required=False)
+    argument_spec.update(controller_options)
+    module = KubeModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    module.names(params["api_group"])  # a malformed group fails here, naming the option
+    client = module.client
+    findings = []
+    try:
+        for url in dict.fromkeys(u for u in params["webhook_urls"] if u):
+            findings.extend(check_webhook(client, url, params["webhook_namespace"], "%s-eda-api" % params["aap_instance"]))
+        findings.extend(check_crd(client, params["api_group"]))
+    except KubeError as error:
+        module.fail_api(error, "cannot check the cluster", findings=findings)
+    if params["controller_host"]:
+        try:
+            findings.extend(check_templates(client_from_params(params), params["job_templates"], params["organization"]))
+        except ControllerError as error:
+            findings.append(finding("controller", params["controller_host"], error.message, "check controller_host and its credentials"))
+    problems = ["%s %s: %s. Fix: %s" % (f["check"], f["target"], f["problem"], f["fix"]) for f in findings if not f["ok"]]
+    if problems and params["fail_on_problems"]:
+        module.fail_json(msg="%d problem(s): %s" % (len(problems), " | ".join(problems)), findings=findings, problems=problems)
+    module.exit_json(changed=False, findings=findings, problems=problems)
+
+
+if __name__ == "__main__":
+    main()

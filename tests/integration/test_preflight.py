@@ -1,0 +1,71 @@
+"""playbooks/preflight.yml: a correct setup passes; a wrong service, port, path or API group fails with its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from tests.stack.kubeapi import DEFAULT_CRD_DIR, KubeAPIServer
+
+ROOT = Path(__file__).resolve().parents[2]
+STREAM = "http://innabox-aap-eda-api.aap.svc:8000/api/eda/v1/external_event_stream/6f1c0d3e-1111-4222-8333-444455556666/post/"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, kube):
+    """A stand-in that serves only the cloudkit group's CRDs, with AAP's EDA API service in namespace aap."""
+    if kube.server is None:
+        pytest.skip("shapes its own cluster (one CRD group only); CLOUDKIT_TEST_KUBECONFIG points at a real cluster")
+    crds = [DEFAULT_CRD_DIR / "computeinstances.cloudkit.openshift.io.yaml", DEFAULT_CRD_DIR / "tenants.cloudkit.openshift.io.yaml"]
+    server = KubeAPIServer(crd_paths=crds).start()
+    kubeconfig = server.write_kubeconfig(tmp_path_factory.mktemp("preflight") / "kubeconfig")
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    core.create_namespace({"metadata": {"name": "aap"}})
+    core.create_namespaced_service("aap", {"metadata": {"name": "innabox-aap-eda-api"},
+                                           "spec": {"ports": [{"name": "http", "port": 8000, "targetPort": 8000}]}})
+    yield kubeconfig
+    server.stop()
+
+
+def preflight(kubeconfig, tmp_path, **extra_vars):
+    path = tmp_path / "vars.json"
+    path.write_text(json.dumps(dict({"cloudkit_aap_namespace": "aap"}, **extra_vars)))
+    environment = dict(os.environ, K8S_AUTH_KUBECONFIG=str(kubeconfig), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build"), ANSIBLE_NOCOLOR="1")
+    environment.pop("CONTROLLER_HOST", None)
+    command = [str(Path(sys.executable).with_name("ansible-playbook")), str(ROOT / "playbooks" / "preflight.yml"), "-e", "@%s" % path]
+    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_a_correct_setup_passes(cluster, tmp_path):
+    result = preflight(cluster, tmp_path, cloudkit_webhook_urls=[STREAM, STREAM.replace("/api/eda", "/eda-event-streams/api/eda")])
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("http://innabox-eda-service:5000/create-compute-instance", "Service aap/innabox-eda-service does not exist"),
+        ("http://innabox-aap-eda-api.aap.svc:5000/create-compute-instance", "exposes port(s) 8000, not 5000"),
+        ("http://innabox-aap-eda-api.aap:8000/create-vm", "answers /create-vm with 405"),
+    ],
+)
+def test_wrong_endpoints_fail_with_the_fix(cluster, tmp_path, url, problem):
+    result = preflight(cluster, tmp_path, cloudkit_webhook_urls=[url, STREAM])
+    assert result.returncode != 0
+    assert problem in result.stdout
+    assert "1 problem(s)" in result.stdout, "the correct URL is not reported"
+    assert "Fix: point it at the event stream on the EDA API service: http://innabox-aap-eda-api.aap.svc:8000/api/eda/v1/external_event_stream/" in result.stdout
+
+
+def test_the_wrong_api_group_is_caught_with_the_right_one(cluster, tmp_path):
+    result = preflight(cluster, tmp_path, cloudkit_api_group="osac.openshift.io", cloudkit_webhook_urls=["http://innabox-eda-service:5000/x"])
+    assert result.returncode != 0
+    assert "2 problem(s)" in result.stdout, "every problem at once"
+    assert "serves ComputeInstance as computeinstances.cloudkit.openshift.io, not in osac.openshift.io" in result.stdout
+    assert "set api_group (or CLOUDKIT_API_GROUP) to cloudkit.openshift.io" in result.stdout
