@@ -85,7 +85,8 @@ def is_expired(lease, now=None):
 class InstanceLock(object):
     """The Lease of one ComputeInstance, seen by one holder."""
 
-    def __init__(self, client, namespace, instance_uid, holder, lease_duration=DEFAULT_LEASE_DURATION, labels=None, owner=None, clock=time.monotonic):
+    def __init__(self, client, namespace, instance_uid, holder, lease_duration=DEFAULT_LEASE_DURATION, labels=None, owner=None,
+                 dead_holders=(), clock=time.monotonic):
         if not holder:
             raise ValueError("holder must name the job (its id, or host and process)")
         self.client = client
@@ -95,6 +96,8 @@ class InstanceLock(object):
         self.lease_duration = int(lease_duration)
         self.labels = dict(labels or {})
         self.owner = owner
+        # Holders known to have stopped (their jobs were canceled and are terminal): no need to wait for their lease to lapse.
+        self.dead_holders = frozenset(dead_holders)
         self.clock = clock
 
     def _spec(self, lease=None, take_over=False):
@@ -130,7 +133,7 @@ class InstanceLock(object):
         try:
             if current == self.holder:
                 return True, self._write(lease, self._spec(lease)), None, True
-            if is_expired(lease):
+            if is_expired(lease) or current in self.dead_holders:
                 return True, self._write(lease, self._spec(lease, take_over=True)), current, False
         except (Conflict, NotFound):
             return False, self.read(), None, False

@@ -52,6 +52,13 @@ options:
     description: Seconds V(present) waits for another holder to release or lapse.
     type: int
     default: 900
+  dead_holders:
+    description:
+      - Holders known to have stopped, for example the provision jobs a delete just canceled and saw
+        terminal. Their lease is taken over at once instead of after it lapses.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -107,6 +114,7 @@ def main():
         "state": {"type": "str", "choices": ["present", "renewed", "absent"], "default": "present"},
         "lease_duration": {"type": "int", "default": 60},
         "timeout": {"type": "int", "default": 900},
+        "dead_holders": {"type": "list", "elements": "str", "default": []},
     }
     argument_spec.update(INSTANCE_SPEC)
     module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, **INSTANCE_CONSTRAINTS)
@@ -129,7 +137,7 @@ def main():
     if live is not None:
         owner = {"apiVersion": live["apiVersion"], "kind": live["kind"], "name": live["metadata"]["name"], "uid": uid}
     lock = InstanceLock(client, identity["namespace"], uid, params["holder"], params["lease_duration"],
-                        labels=names.instance_labels(identity["name"], uid), owner=owner)
+                        labels=names.instance_labels(identity["name"], uid), owner=owner, dead_holders=params["dead_holders"])
     result = {"exists": live is not None, "lease": {"namespace": lock.namespace, "name": lock.name}}
     try:
         if module.check_mode:

@@ -120,3 +120,10 @@ def test_expiry_math():
     assert lock_utils.is_expired(lease("x", 61, duration=60))
     assert not lock_utils.is_expired(lease("x", 10, duration=60))
     assert lock_utils.is_expired({"spec": {}}), "a lease never renewed counts as lapsed"
+
+
+def test_a_dead_holders_live_lease_is_taken_over_at_once(fake):
+    fake.put(LEASE, lease("job-7265", 1))
+    taken = make(fake, holder="job-7267", dead_holders=["job-7265"]).acquire(timeout=5)
+    assert taken["taken_over_from"] == "job-7265" and taken["waited"] < 1
+    assert taken["lease"]["spec"]["holderIdentity"] == "job-7267"
