@@ -84,7 +84,8 @@ findings:
   sample:
     - {check: webhook, target: "http://innabox-eda-service:5000/create-vm", ok: false,
        problem: Service aap/innabox-eda-service does not exist,
-       fix: "point it at the event stream on the EDA API service: http://innabox-aap-eda-api.aap.svc:8000/api/eda/v1/external_event_stream/<event stream uuid>/post/"}
+       fix: "point it at the event stream on the EDA API service:
+         http://innabox-aap-eda-api.aap.svc:8000/api/eda/v1/external_event_stream/<event stream uuid>/post/"}
 problems:
   description: The failed findings as one line each, problem then fix.
   returned: always

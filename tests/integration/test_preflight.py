@@ -60,7 +60,8 @@ def test_wrong_endpoints_fail_with_the_fix(cluster, tmp_path, url, problem):
     assert result.returncode != 0
     assert problem in result.stdout
     assert "1 problem(s)" in result.stdout, "the correct URL is not reported"
-    assert "Fix: point it at the event stream on the EDA API service: http://innabox-aap-eda-api.aap.svc:8000/api/eda/v1/external_event_stream/" in result.stdout
+    fix = "Fix: point it at the event stream on the EDA API service: http://innabox-aap-eda-api.aap.svc:8000/api/eda/v1/external_event_stream/"
+    assert fix in result.stdout
 
 
 def test_the_wrong_api_group_is_caught_with_the_right_one(cluster, tmp_path):
