@@ -11,6 +11,9 @@ PY_VERSION := 3.11
 
 # ansible, ansible-lint and the tests find this collection and its dependencies here.
 export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.build
+# Keep ansible's own state (and anything a tool installs there) inside the project, so a stale copy
+# of this collection in ~/.ansible/collections can never shadow the one under test.
+export ANSIBLE_HOME := $(ROOT)/.ansible
 export PATH := $(BIN):$(PATH)
 
 .PHONY: test demo bootstrap sync sanity lint units contract integration molecule bench build clean

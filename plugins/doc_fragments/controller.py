@@ -17,9 +17,9 @@ options:
         C(https://aap.example.com/api/controller), the API is under that path; a bare host such as
         C(https://controller.example.com) means C(/api/).
       - A host name without a scheme gets C(https://).
-      - Can also be set with the E(CONTROLLER_HOST), E(TOWER_HOST) or E(AAP_HOSTNAME) environment variables.
+      - Can also be set with the E(CONTROLLER_HOST), E(TOWER_HOST) or E(AAP_HOSTNAME) environment variables;
+        modules that talk to the controller fail when it is set nowhere.
     type: str
-    required: true
     aliases: [tower_host]
   controller_oauthtoken:
     description:

@@ -9,9 +9,9 @@ ansible.module_utils.urls.open_url: no third-party library is needed.
 
 Paths are joined once, in api_root(): a base URL with a path (AAP 2.5's gateway,
 ``https://aap.example.com/api/controller``) is the API root as given; a bare host
-(``https://controller.example.com``) means ``/api/``. Endpoints are then ``v2/...`` under that
-root, and absolute paths that the API itself returns (``url``, ``next``, ``related``) are
-joined with the scheme and host only.
+(``https://controller.example.com``) means ``/api/``. Endpoints are relative to ``<root>v2/``
+(``jobs/7/``), and absolute paths that the API itself returns (``url``, ``next``, ``related``)
+are joined with the scheme and host only.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ KINDS = {
     },
 }
 
+API_VERSION = "v2/"
 DEFAULT_REQUEST_TIMEOUT = 10.0
 MAX_PAGES = 1000
 REDACTED = "********"
@@ -62,7 +63,8 @@ USER_AGENT = "cloudkit.provisioning" + (" job/%s" % os.environ["JOB_ID"] if os.e
 
 # Connection options: awx.awx's names and aliases, its environment variables plus AAP 2.5's AAP_*.
 CONTROLLER_ARG_SPEC = {
-    "controller_host": {"type": "str", "required": True, "aliases": ["tower_host"]},
+    # Not required by the spec, so the environment can supply it; api_root() refuses a missing one.
+    "controller_host": {"type": "str", "aliases": ["tower_host"]},
     "controller_oauthtoken": {"type": "raw", "no_log": True, "aliases": ["tower_oauthtoken"]},
     "controller_username": {"type": "str", "aliases": ["tower_username"]},
     "controller_password": {"type": "str", "no_log": True, "aliases": ["tower_password"]},
@@ -153,6 +155,7 @@ class ControllerError(Exception):
         self.method = method
         self.detail = detail
         self.job = job
+        self.retryable = False
 
     def to_dict(self):
         """For module results: what was asked, and what the controller answered."""
@@ -239,13 +242,16 @@ class ControllerClient(object):
         return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
 
     def url(self, endpoint, query=None):
-        """Absolute URL of `endpoint`: ``v2/...`` under the API root, or an absolute path the API returned."""
+        """Absolute URL of `endpoint`: relative to ``<API root>v2/``, or an absolute path the API returned."""
         if endpoint.startswith(("http://", "https://")):
+            if urlsplit(endpoint).netloc != urlsplit(self.root).netloc:
+                # The credentials go with every request: never to a host the user did not name.
+                raise ControllerError("refusing to follow a link to another host than %s: %s" % (self.origin, endpoint), url=endpoint)
             url = endpoint
         elif endpoint.startswith("/"):
             url = self.origin + endpoint
         else:
-            url = self.root + endpoint
+            url = self.root + API_VERSION + endpoint
         if query:
             url += ("&" if "?" in url else "?") + urlencode(query)
         return url
@@ -293,30 +299,38 @@ class ControllerClient(object):
         while True:
             attempt += 1
             try:
-                response = self.opener(url, data=body, headers=headers, method=method, validate_certs=self.validate_certs,
-                                       timeout=self.request_timeout, http_agent=USER_AGENT, **auth)
-                raw = response.read()
-                if not raw or not raw.strip():
-                    return {}
-                try:
-                    return json.loads(raw)
-                except ValueError:
-                    raise ControllerError("%s %s: the answer is not JSON (is controller_host the controller or gateway URL?)"
-                                          % (method, url), url=url, method=method)
-            except HTTPError as exc:
-                try:
-                    error_body = exc.read()
-                except Exception:  # the body is only a hint; the status is what matters
-                    error_body = b""
-                error = self._error(method, url, exc.code, error_body)
-                retry = exc.code in _RETRY_STATUSES
-            except (URLError, UrlsConnectionError, OSError) as exc:
-                reason = getattr(exc, "reason", None) or exc
-                error = TransportError(self.redact("%s %s: no answer from the controller: %s" % (method, url, reason)), url=url, method=method)
-                retry = True
-            if not retry or attempt >= attempts:
-                raise error
+                return self._send(method, url, body, headers, auth)
+            except ControllerError as error:
+                if not error.retryable or attempt >= attempts:
+                    raise
             self.sleep(min(5.0, 0.5 * 2 ** (attempt - 1)))
+
+    def _send(self, method, url, body, headers, auth):
+        """One exchange; a ControllerError says with .retryable whether another try may help."""
+        try:
+            response = self.opener(url, data=body, headers=headers, method=method, validate_certs=self.validate_certs,
+                                   timeout=self.request_timeout, http_agent=USER_AGENT, **auth)
+            raw = response.read()
+        except HTTPError as exc:
+            try:
+                error_body = exc.read()
+            except Exception:  # the body is only a hint; the status is what matters
+                error_body = b""
+            error = self._error(method, url, exc.code, error_body)
+            error.retryable = exc.code in _RETRY_STATUSES
+            raise error
+        except (URLError, UrlsConnectionError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            error = TransportError(self.redact("%s %s: no answer from the controller: %s" % (method, url, reason)), url=url, method=method)
+            error.retryable = True
+            raise error
+        if not raw or not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ControllerError("%s %s: the answer is not JSON (is controller_host the controller or gateway URL?)" % (method, url),
+                                  url=url, method=method)
 
     def get(self, endpoint, query=None):
         """GET, decoded."""
@@ -330,8 +344,7 @@ class ControllerClient(object):
         """Every item of a list endpoint, following `next` page after page."""
         page = self.get(endpoint, query)
         for _page_number in range(MAX_PAGES):
-            for item in page.get("results") or []:
-                yield item
+            yield from page.get("results") or []
             next_page = page.get("next")
             if not next_page:
                 return
@@ -385,10 +398,7 @@ class ControllerClient(object):
         try:
             return self.get(self.job_endpoint(job_id, template_type))
         except NotFound as exc:
-            exc.message = "%s: no %s %s (it never existed, or was purged)" % (
-                exc.message, "workflow job" if template_type == "workflow" else "job", job_id)
-            exc.args = (exc.message,)
-            raise
+            raise _job_not_found(exc, job_id, template_type)
 
     def wait(self, job_id, template_type="job", timeout=600, interval=1.0, max_interval=10.0):
         """Poll until the job is terminal (interval growing by half each time, up to max_interval)."""
@@ -400,9 +410,9 @@ class ControllerClient(object):
                 return job
             remaining = deadline - self.clock()
             if remaining <= 0:
-                raise JobTimeout("job %s is still %s after %s seconds (%s)" % (job_id, job.get("status"), timeout,
-                                                                             self.url(self.job_endpoint(job_id, template_type))),
-                                 url=self.url(self.job_endpoint(job_id, template_type)), method="GET", job=job)
+                url = self.url(self.job_endpoint(job_id, template_type))
+                raise JobTimeout("job %s is still %s after %s seconds (%s)" % (job_id, job.get("status"), timeout, url),
+                                 url=url, method="GET", job=job)
             self.sleep(min(delay, remaining))
             delay = min(delay * 1.5, max_interval)
 
@@ -414,10 +424,7 @@ class ControllerClient(object):
         except MethodNotAllowed:
             return False
         except NotFound as exc:
-            exc.message = "%s: no %s %s (it never existed, or was purged)" % (
-                exc.message, "workflow job" if template_type == "workflow" else "job", job_id)
-            exc.args = (exc.message,)
-            raise
+            raise _job_not_found(exc, job_id, template_type)
         return True
 
     def active_jobs(self, template, template_type="job"):
@@ -461,7 +468,8 @@ class ControllerClient(object):
             "url": self.url(job["url"]) if job.get("url") else self.url(self.job_endpoint(job["id"], template_type)),
             "status": status,
             "state": map_status(status),
-            "failed": bool(job.get("failed")),
+            # Not `failed`: that key would fail the task of whoever returns these facts.
+            "job_failed": bool(job.get("failed")),
             "created": job.get("created"),
             "started": job.get("started"),
             "finished": job.get("finished"),
@@ -474,6 +482,13 @@ class ControllerClient(object):
         if facts["state"] == "Failed":
             facts["result_traceback"] = job.get("result_traceback") or ""
         return facts
+
+
+def _job_not_found(error, job_id, template_type):
+    """A 404 on a job, said plainly."""
+    label = "workflow job" if template_type == "workflow" else "job"
+    return NotFound("no %s %s at %s (HTTP 404): it never existed, or was purged" % (label, job_id, error.url),
+                    status=404, url=error.url, method=error.method, detail=error.detail)
 
 
 def _organization(template):

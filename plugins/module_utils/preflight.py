@@ -95,14 +95,14 @@ def _crd_exists(client, group):
 
 
 def check_templates(controller, template_names, organization, template_type="job"):
-    """Each job template exists in the controller (in the organization)."""
-    from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import ControllerError
+    """Each job template exists in the controller (in the organization); other controller errors are raised."""
+    from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import Ambiguous, NotFound as TemplateNotFound
 
     findings = []
     for name in template_names:
         try:
             controller.find_template(name, organization, template_type)
-        except ControllerError as error:
+        except (TemplateNotFound, Ambiguous) as error:
             findings.append(finding("job_template", name, error.message,
                                     "create the job template %r in organization %r running playbooks/%s" % (
                                         name, organization, "delete_compute_instance.yml" if "delete" in name else "create_compute_instance.yml")))

@@ -17,7 +17,7 @@ description:
     vars, and optionally waits until the job is finished.
   - V(canceled) cancels a job; a job that has already finished (the controller answers 405) is reported,
     not a failure.
-  - V(info) reads one job.
+  - V(read) reads one job (the state is not called C(info), a word Ansible keeps for C(_info) modules).
   - V(found) lists the active (pending, waiting or running) jobs of a template that concern one
     ComputeInstance, recognised by its C(metadata.uid) (or name and namespace) in any extra-vars envelope
     the operator uses (C(ansible_eda.event.payload), C(osac_job_vars.resource), C(compute_instance)).
@@ -40,10 +40,10 @@ options:
     description:
       - V(launched) launches O(name) and returns the new job.
       - V(canceled) cancels O(job_id).
-      - V(info) returns O(job_id).
+      - V(read) returns O(job_id).
       - V(found) returns the active jobs of O(name) about the instance given by O(instance_uid) or O(payload).
     type: str
-    choices: [launched, canceled, info, found]
+    choices: [launched, canceled, read, found]
     default: launched
   name:
     description: Name of the job template (or workflow job template). Required for V(launched) and V(found).
@@ -66,7 +66,7 @@ options:
         module fails before launching (the controller would silently drop them).
     type: dict
   job_id:
-    description: Id of the job (or workflow job) for V(canceled) and V(info).
+    description: Id of the job (or workflow job) for V(canceled) and V(read).
     type: int
   wait:
     description:
@@ -126,7 +126,7 @@ EXAMPLES = r"""
 
 - name: Read a job
   cloudkit.provisioning.aap_job:
-    state: info
+    state: read
     job_id: 7265
   register: job
 """
@@ -157,8 +157,8 @@ state:
   returned: when a job was read
   type: str
   sample: Running
-failed:
-  description: The controller's C(failed) flag (true for failed, error and canceled).
+job_failed:
+  description: The controller's C(failed) flag of the job (true for failed, error and canceled).
   returned: when a job was read
   type: bool
   sample: false
@@ -311,7 +311,7 @@ def canceled(module, client):
     module.exit_json(changed=requested, cancel_requested=requested, already_finished=not requested, **client.describe(job, kind))
 
 
-def info(module, client):
+def read(module, client):
     kind = module.params["template_type"]
     module.exit_json(changed=False, **client.describe(client.get_job(module.params["job_id"], kind), kind))
 
@@ -335,12 +335,12 @@ def found(module, client):
     module.exit_json(changed=False, instance=instance, template=template_facts(client, template, kind), jobs=jobs)
 
 
-ACTIONS = {"launched": launched, "canceled": canceled, "info": info, "found": found}
+ACTIONS = {"launched": launched, "canceled": canceled, "read": read, "found": found}
 # What failed, for the message of a ControllerError.
 WHAT = {
     "launched": "cannot launch %(template_type)s template %(name)r",
     "canceled": "cannot cancel job %(job_id)s",
-    "info": "cannot read job %(job_id)s",
+    "read": "cannot read job %(job_id)s",
     "found": "cannot list the jobs of %(template_type)s template %(name)r",
 }
 
@@ -365,7 +365,7 @@ def main():
         required_if=[
             ("state", "launched", ("name",)),
             ("state", "canceled", ("job_id",)),
-            ("state", "info", ("job_id",)),
+            ("state", "read", ("job_id",)),
             ("state", "found", ("name",)),
             ("state", "found", ("instance_uid", "payload"), True),
         ],

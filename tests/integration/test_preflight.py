@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from tests.stack.controller.testing import controller_fixture
 from tests.stack.kubeapi import DEFAULT_CRD_DIR, KubeAPIServer
 
 ROOT = Path(__file__).resolve().parents[2]
+controller = controller_fixture([{"name": "innabox-create-compute-instance", "organization": "innabox", "playbook": "aap_target.yml"}])
 STREAM = "http://innabox-aap-eda-api.aap.svc:8000/api/eda/v1/external_event_stream/6f1c0d3e-1111-4222-8333-444455556666/post/"
 
 
@@ -33,11 +35,12 @@ def cluster(tmp_path_factory, kube):
     server.stop()
 
 
-def preflight(kubeconfig, tmp_path, **extra_vars):
+def preflight(kubeconfig, tmp_path, controller_env=None, **extra_vars):
     path = tmp_path / "vars.json"
     path.write_text(json.dumps(dict({"cloudkit_aap_namespace": "aap"}, **extra_vars)))
     environment = dict(os.environ, K8S_AUTH_KUBECONFIG=str(kubeconfig), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build"), ANSIBLE_NOCOLOR="1")
     environment.pop("CONTROLLER_HOST", None)
+    environment.update(controller_env or {})
     command = [str(Path(sys.executable).with_name("ansible-playbook")), str(ROOT / "playbooks" / "preflight.yml"), "-e", "@%s" % path]
     return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300, check=False)
 
@@ -70,3 +73,15 @@ def test_the_wrong_api_group_is_caught_with_the_right_one(cluster, tmp_path):
     assert "2 problem(s)" in result.stdout, "every problem at once"
     assert "serves ComputeInstance as computeinstances.cloudkit.openshift.io, not in osac.openshift.io" in result.stdout
     assert "set api_group (or CLOUDKIT_API_GROUP) to cloudkit.openshift.io" in result.stdout
+
+
+def test_missing_job_templates_are_named(cluster, tmp_path, controller):
+    env = {"CONTROLLER_HOST": controller.gateway_url, "CONTROLLER_OAUTH_TOKEN": controller.token}
+    result = preflight(cluster, tmp_path, controller_env=env, cloudkit_webhook_urls=[STREAM])
+    assert result.returncode != 0
+    assert "1 problem(s)" in result.stdout, "the create template exists"
+    assert "job_template innabox-delete-compute-instance: no job template named 'innabox-delete-compute-instance'" in result.stdout
+    assert controller.token not in result.stdout
+    wrong = preflight(cluster, tmp_path, controller_env=dict(env, CONTROLLER_OAUTH_TOKEN="wrong"), cloudkit_webhook_urls=[STREAM])
+    assert "refused the token" in wrong.stdout and "Fix: check controller_host and its credentials" in wrong.stdout
+    assert "Fix: create the job template" not in wrong.stdout
