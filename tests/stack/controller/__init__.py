@@ -11,11 +11,12 @@ import secrets
 import shutil
 import string
 import tempfile
-import threading
 from pathlib import Path
 
 import yaml
 from aiohttp import web
+
+from ..loop_thread import LoopThreadMixin
 
 from .api import DEFAULT_PAGE_SIZE, ControllerAPI
 from .model import ACTIVE, TERMINAL, Job, Store, Template
@@ -35,18 +36,23 @@ def load_templates(source) -> list[dict]:
             source = yaml.safe_load(handle) or []
     if isinstance(source, dict):
         source = source.get('templates') or []
+    if isinstance(source, tuple):
+        source = list(source)
     if not isinstance(source, list) or not all(isinstance(spec, dict) for spec in source):
         raise ValueError('templates must be a list of mappings')
     return source
 
 
-class ControllerServer:
+class ControllerServer(LoopThreadMixin):
     """The stand-in on a background thread.
 
     ``templates`` is a YAML file or a list of template specs, ``project_dir`` the directory playbooks are relative
     to. ``page_size`` is the default page size of lists (AAP's is 25), ``waiting_delay`` the seconds a job stays
     ``waiting``. ``username``/``password`` enable basic auth beside the bearer token.
     """
+
+    thread_name = 'controller stand-in'
+    stop_timeout = 60.0  # running jobs are canceled and waited for
 
     def __init__(self, templates=(), project_dir='.', token: str | None = None, port: int = 0, host: str = '127.0.0.1',
                  username: str | None = None, password: str | None = None, page_size: int = DEFAULT_PAGE_SIZE,
@@ -64,11 +70,8 @@ class ControllerServer:
                 shutil.rmtree(self.work_dir, ignore_errors=True)
             raise
         self.api = ControllerAPI(self.store, self.token, username=username, password=password, page_size=page_size)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._init_loop_thread()
 
     @property
     def url(self) -> str:
@@ -98,51 +101,8 @@ class ControllerServer:
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def start(self) -> ControllerServer:
-        """Run on a background thread; returns once the port is listening."""
-        if self._thread is not None:
-            return self
-        self._thread = threading.Thread(target=self._run, name='controller', daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise RuntimeError(f'controller stand-in failed to start: {self._error}') from self._error
-        return self
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self.start_async())
-        except Exception as exc:  # reported to the starting thread, which raises it
-            self._error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self.stop_async())
-            loop.close()
-
-    def stop(self) -> None:
-        """Cancel running jobs, stop the server and join its thread."""
-        if self._thread is None or self._loop is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(60)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> ControllerServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     # --------------------------------------------------------- inspection
+
     def jobs(self) -> list[dict]:
         """Every job (and workflow job), oldest first, as the detail endpoint renders it plus ``history`` and ``stdout``."""
         with self.store.lock:

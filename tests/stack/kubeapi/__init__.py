@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from pathlib import Path
 
 import yaml
 from aiohttp import web
+
+from ..loop_thread import LoopThreadMixin
 
 from .faults import FaultSwitch
 from .server import KubeAPI, random_token
@@ -44,13 +45,15 @@ def kubeconfig_dict(url: str, token: str, namespace: str = 'default') -> dict:
     }
 
 
-class KubeAPIServer:
+class KubeAPIServer(LoopThreadMixin):
     """The stand-in API server on a background thread.
 
     ``history`` bounds the watch event ring (older resourceVersions get 410), ``bookmark_interval`` is the
     seconds between BOOKMARK events on watches that allow them (the real server uses about a minute). ``write_log_size``
     bounds the write log (oldest entries are dropped).
     """
+
+    thread_name = 'kubeapi'
 
     def __init__(self, crd_paths=None, port: int = 0, token: str | None = None, host: str = '127.0.0.1', history: int = 10000,
                  bookmark_interval: float = 1.0, fault_seed: int | None = None, write_log_size: int = 100000):
@@ -61,11 +64,8 @@ class KubeAPIServer:
         self.api = KubeAPI(self.token, history=history, bookmark_interval=bookmark_interval, faults=self.faults,
                            write_log_size=write_log_size)
         self._crd_paths = [] if crd_paths is None else ([crd_paths] if isinstance(crd_paths, (str, os.PathLike)) else list(crd_paths))
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._init_loop_thread()
 
     @property
     def url(self) -> str:
@@ -93,51 +93,8 @@ class KubeAPIServer:
             await self._runner.cleanup()
             self._runner = None
 
-    def start(self) -> KubeAPIServer:
-        """Run on a background thread; returns once the port is listening."""
-        if self._thread is not None:
-            return self
-        self._thread = threading.Thread(target=self._run, name='kubeapi', daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise RuntimeError(f'kubeapi failed to start: {self._error}') from self._error
-        return self
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self.start_async())
-        except Exception as exc:  # reported to the starting thread, which raises it
-            self._error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self.stop_async())
-            loop.close()
-
-    def stop(self) -> None:
-        """Stop the server and join its thread."""
-        if self._thread is None or self._loop is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> KubeAPIServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     # ------------------------------------------------------------- helpers
+
     def call(self, func, *args):
         """Run ``func(*args)`` on the server loop (the store is not thread-safe) and return its result."""
         if self._loop is None:
