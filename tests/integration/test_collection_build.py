@@ -9,9 +9,12 @@ import sys
 import tarfile
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py"))
+ACTION_GROUPS = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())["action_groups"]
 
 
 def run(command, **env):
@@ -42,4 +45,8 @@ def test_build_install_offline_and_document(tmp_path):
     assert sorted(docs) == ["cloudkit.provisioning." + m for m in MODULES]
     for name, doc in docs.items():
         assert doc["doc"]["description"] and doc["examples"] and doc["return"], name
-        assert "kubeconfig" in doc["doc"]["options"], name + " lacks the shared connection options"
+    assert sorted(m for group in ACTION_GROUPS.values() for m in group) == MODULES, "every module is in an action group"
+    for module in ACTION_GROUPS["kube"]:
+        assert "kubeconfig" in docs["cloudkit.provisioning." + module]["doc"]["options"], module + " lacks the Kubernetes connection options"
+    for module in ACTION_GROUPS["controller"]:
+        assert "controller_host" in docs["cloudkit.provisioning." + module]["doc"]["options"], module + " lacks the controller options"
