@@ -17,7 +17,6 @@ are joined with the scheme and host only.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 from urllib.error import HTTPError, URLError
@@ -27,6 +26,7 @@ from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.envelope import EnvelopeError, identify
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import USER_AGENT
 
 # CONTRACT section 2, with Pending/Waiting/Running kept apart (later operator versions).
 STATE_BY_STATUS = {
@@ -57,8 +57,6 @@ API_VERSION = "v2/"
 DEFAULT_REQUEST_TIMEOUT = 10.0
 MAX_PAGES = 1000
 REDACTED = "********"
-# AAP exports JOB_ID to every job; naming it lets the controller's access log tell which job called.
-USER_AGENT = "cloudkit.provisioning" + (" job/%s" % os.environ["JOB_ID"] if os.environ.get("JOB_ID") else "")
 
 
 # Connection options: awx.awx's names and aliases, its environment variables plus AAP 2.5's AAP_*.

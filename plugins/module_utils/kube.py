@@ -33,6 +33,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import
     COMPUTE_INSTANCE_PLURAL,
     TENANT_KIND,
     TENANT_PLURAL,
+    USER_AGENT,
 )
 
 # Connection options, exactly kubernetes.core's names and aliases.
@@ -78,8 +79,6 @@ _FALSE_STRINGS = ("0", "false", "no", "off", "n")
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
 
-# AAP exports JOB_ID to every job; naming it lets the API audit log tell which job wrote what.
-USER_AGENT = "cloudkit.provisioning" + (" job/%s" % os.environ["JOB_ID"] if os.environ.get("JOB_ID") else "")
 
 PATCH_CONTENT_TYPES = {
     "merge": "application/merge-patch+json",

@@ -10,6 +10,7 @@ both groups work by changing a single setting.
 
 from __future__ import annotations
 
+import os
 import re
 
 DEFAULT_API_GROUP = "cloudkit.openshift.io"
@@ -18,6 +19,10 @@ COMPUTE_INSTANCE_KIND = "ComputeInstance"
 COMPUTE_INSTANCE_PLURAL = "computeinstances"
 TENANT_KIND = "Tenant"
 TENANT_PLURAL = "tenants"
+
+# How this collection names itself to the Kubernetes API and the controller. AAP exports JOB_ID to every
+# job; naming it lets the API's audit log and the controller's access log tell which job called.
+USER_AGENT = "cloudkit.provisioning" + (" job/%s" % os.environ["JOB_ID"] if os.environ.get("JOB_ID") else "")
 
 # Values of the management-state annotation that mean "hands off".
 UNMANAGED_STATES = ("manual", "unmanaged")

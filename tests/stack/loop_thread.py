@@ -1,12 +1,23 @@
 """Run an asyncio server of the stack on a background thread with its own event loop.
 
 The stand-ins (kubeapi, controller) implement start_async() and stop_async();
-this gives them start(), stop() and use as a context manager from plain threads.
+this gives them start(), stop() and use as a context manager from plain threads,
+and their CLIs until_signalled().
 """
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
+
+
+async def until_signalled() -> None:
+    """Return once SIGTERM or SIGINT arrives (the CLIs stop cleanly on either)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 class LoopThreadMixin:

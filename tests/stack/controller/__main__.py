@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
+from ..loop_thread import until_signalled
 from . import ControllerServer
 from .api import DEFAULT_PAGE_SIZE
 
@@ -35,11 +35,7 @@ async def serve(args: argparse.Namespace) -> None:
     print(server.url, flush=True)
     if not args.token:
         print(server.token, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     await server.stop_async()
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
+from ..loop_thread import until_signalled
 from . import DEFAULT_CRD_DIR, KubeAPIServer
 
 
@@ -32,11 +32,7 @@ async def serve(args: argparse.Namespace) -> None:
     if args.kubeconfig:
         server.write_kubeconfig(args.kubeconfig, args.namespace)
     print(server.url, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     await server.stop_async()
 
 

@@ -5,11 +5,10 @@ import logging
 import threading
 import time
 
-import urllib3
-from kubernetes import client, config
+from kubernetes import client
 
 from . import model
-from .informer import REQUEST_TIMEOUT, TRANSIENT, Informer
+from .informer import REQUEST_TIMEOUT, TRANSIENT, Informer, custom_objects_api, start_synced
 from .workqueue import WorkQueue
 
 LOG = logging.getLogger(__name__)
@@ -59,23 +58,14 @@ class KubeVirtController:
         """Start watching; returns once every kind has been listed (its watch follows from that list's resourceVersion)."""
         if self._api is not None:
             return self
-        cfg = client.Configuration()
-        config.load_kube_config(config_file=self.kubeconfig, client_configuration=cfg)
-        # Our own backoff handles throttling and errors; urllib3 only retries connecting (never a request that may have been sent).
-        cfg.retries = urllib3.Retry(total=3, read=0, status=0, redirect=0, respect_retry_after_header=False, raise_on_status=False)
-        cfg.connection_pool_maxsize = self._workers + len(_API) + 4
-        self._api_client = client.ApiClient(cfg)
-        self._api = client.CustomObjectsApi(self._api_client)
+        self._api_client, self._api = custom_objects_api(self.kubeconfig, self._workers + len(_API) + 4)
         handlers = {VM: self._on_vm, VMI: self._on_vmi, DV: self._on_dv}
         for plural, (group, version) in _API.items():
             self.informers[plural] = Informer(self._api, group, version, plural, self.namespace, handlers[plural], self._stopping)
-        for informer in self.informers.values():
-            informer.start()
-        deadline = time.monotonic() + timeout
-        for informer in self.informers.values():
-            if not informer.synced.wait(max(0.0, deadline - time.monotonic())):
-                self.stop()
-                raise RuntimeError(f'kubevirt stand-in: could not list {informer.plural} within {timeout}s (are the CRDs installed?)')
+        unsynced = start_synced(list(self.informers.values()), timeout)
+        if unsynced is not None:
+            self.stop()
+            raise RuntimeError(f'kubevirt stand-in: could not list {unsynced.plural} within {timeout}s (are the CRDs installed?)')
         # Workers start after every cache is full: garbage collection must not mistake "not listed yet" for "gone".
         for pos in range(self._workers):
             thread = threading.Thread(target=self._work, name=f'kubevirt-worker-{pos}')

@@ -5,8 +5,10 @@ import json
 import logging
 import threading
 
+import time
+
 import urllib3
-from kubernetes import client
+from kubernetes import client, config
 
 LOG = logging.getLogger(__name__)
 
@@ -16,6 +18,28 @@ _WATCH_SECONDS = 300
 # (connect, read) timeouts; a watch's read timeout exceeds its server-side duration, so only a hung server trips it.
 REQUEST_TIMEOUT = (10, 30)
 _WATCH_TIMEOUT = (10, _WATCH_SECONDS + 30)
+
+
+def custom_objects_api(kubeconfig: str | None, pool_size: int) -> tuple[client.ApiClient, client.CustomObjectsApi]:
+    """A client for a stand-in controller: our own backoff handles throttling and errors, so urllib3 only
+    retries connecting (never a request that may have been sent)."""
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    cfg.retries = urllib3.Retry(total=3, read=0, status=0, redirect=0, respect_retry_after_header=False, raise_on_status=False)
+    cfg.connection_pool_maxsize = pool_size
+    api_client = client.ApiClient(cfg)
+    return api_client, client.CustomObjectsApi(api_client)
+
+
+def start_synced(informers, timeout: float):
+    """Start the informers and wait until each has listed; returns the first that did not within timeout, else None."""
+    for informer in informers:
+        informer.start()
+    deadline = time.monotonic() + timeout
+    for informer in informers:
+        if not informer.synced.wait(max(0.0, deadline - time.monotonic())):
+            return informer
+    return None
 
 
 class _Expired(Exception):

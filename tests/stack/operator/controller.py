@@ -6,10 +6,9 @@ import logging
 import threading
 import time
 
-import urllib3
-from kubernetes import client, config
+from kubernetes import client
 
-from tests.stack.kubevirt.informer import REQUEST_TIMEOUT, TRANSIENT, Informer
+from tests.stack.kubevirt.informer import REQUEST_TIMEOUT, TRANSIENT, Informer, custom_objects_api, start_synced
 from tests.stack.kubevirt.workqueue import WorkQueue
 
 from . import contract
@@ -99,23 +98,14 @@ class Operator:
         if self._api is not None:
             return self
         self._stopping.clear()
-        cfg = client.Configuration()
-        config.load_kube_config(config_file=self.kubeconfig, client_configuration=cfg)
-        # Our own backoff handles throttling and errors; urllib3 only retries connecting.
-        cfg.retries = urllib3.Retry(total=3, read=0, status=0, redirect=0, respect_retry_after_header=False, raise_on_status=False)
-        cfg.connection_pool_maxsize = self._workers + 6
-        self._api_client = client.ApiClient(cfg)
-        self._api = client.CustomObjectsApi(self._api_client)
+        self._api_client, self._api = custom_objects_api(self.kubeconfig, self._workers + 6)
         group = self.names.group
         self._instances = Informer(self._api, group, contract.VERSION, contract.CI_PLURAL, self.namespace, self._on_instance, self._stopping)
         self._tenants = Informer(self._api, group, contract.VERSION, contract.TENANT_PLURAL, self.namespace, self._on_tenant, self._stopping)
-        for informer in (self._instances, self._tenants):
-            informer.start()
-        deadline = time.monotonic() + timeout
-        for informer in (self._instances, self._tenants):
-            if not informer.synced.wait(max(0.0, deadline - time.monotonic())):
-                self.stop()
-                raise RuntimeError(f'operator stand-in: could not list {informer.plural}.{group} within {timeout}s (are the CRDs installed?)')
+        unsynced = start_synced([self._instances, self._tenants], timeout)
+        if unsynced is not None:
+            self.stop()
+            raise RuntimeError(f'operator stand-in: could not list {unsynced.plural}.{group} within {timeout}s (are the CRDs installed?)')
         for pos in range(self._workers):
             thread = threading.Thread(target=self._work, name=f'operator-worker-{pos}')
             thread.start()
