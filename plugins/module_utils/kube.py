@@ -640,3 +640,6 @@ def wait_for(client, resource, name, namespace, predicate, timeout, tick=None, t
                         return current
             except (Gone, TransportError):
                 break  # re-read, then watch again from there
+            # A quiet window: ask again, for predicates that also look at other objects (a restarted VM's new VMI).
+            if predicate(current):
+                return current

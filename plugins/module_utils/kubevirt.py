@@ -190,6 +190,12 @@ def vm_state(vm):
     return ready.get("status") == "True", status.get("printableStatus") or "Unknown", ready.get("message") or ready.get("reason") or ""
 
 
+def vmi_ready(vmi):
+    """True when a VirtualMachineInstance is Running with its Ready condition True."""
+    status = (vmi or {}).get("status") or {}
+    return status.get("phase") == "Running" and any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
 # printableStatus values after which waiting longer will not help.
 FAILED_PRINTABLE_STATUSES = ("ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "DataVolumeError", "ErrorUnschedulable",
                              "ErrorPvcNotFound", "ErrorDataVolumeNotFound")

@@ -24,6 +24,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt imp
     drift,
     update_patch,
     vm_state,
+    vmi_ready,
 )
 
 
@@ -165,8 +166,9 @@ def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outco
             return False
         if old_vmi_uid is None:
             return True
+        # After a restart the VM's Ready condition may still be the old VMI's: the new VMI itself must be up.
         vmi = client.get_or_none(VIRTUAL_MACHINE_INSTANCE, name, namespace)
-        return vmi is not None and vmi["metadata"]["uid"] != old_vmi_uid
+        return vmi is not None and vmi["metadata"]["uid"] != old_vmi_uid and vmi_ready(vmi)
 
     outcome.waited_on = "VirtualMachine %s/%s to become %s" % (namespace, name, "Ready" if running else "Stopped")
     try:

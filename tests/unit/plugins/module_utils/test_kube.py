@@ -345,3 +345,28 @@ def test_watch_error_event_410_raises_gone(client, monkeypatch):
     use(client, monkeypatch, FakeResponse(chunks=[json.dumps(expired).encode() + b"\n"]))
     with pytest.raises(kube.Gone, match="too old"):
         list(client.watch(kube.STATIC_RESOURCES[("v1", "Secret")], "ns", resource_version="1"))
+
+
+class QuietWatchClient:
+    """A client whose object never changes and whose watches end without events (quiet windows)."""
+
+    def __init__(self):
+        self.watches = 0
+
+    def get_or_none(self, _resource, name, _namespace):
+        return {"metadata": {"name": name, "resourceVersion": "5"}}
+
+    def watch(self, _resource, _namespace, **_kwargs):
+        self.watches += 1
+        return iter(())
+
+
+def test_wait_for_asks_again_after_a_quiet_window():
+    """A predicate that also reads other objects (a restarted VM's new VMI) is asked again when a watch window ends quietly."""
+    client = QuietWatchClient()
+    answers = iter([False, False, True])
+    ticks = iter(range(100))
+    found = kube.wait_for(client, kube.STATIC_RESOURCES[("coordination.k8s.io/v1", "Lease")], "vm1", "ns", lambda obj: next(answers), timeout=60,
+                          tick_interval=1, clock=lambda: next(ticks))
+    assert found["metadata"]["name"] == "vm1"
+    assert client.watches == 2

@@ -12,6 +12,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt imp
     drift,
     update_patch,
     vm_state,
+    vmi_ready,
 )
 
 LABELS = {"cloudkit.openshift.io/computeinstance": "vm1", "cloudkit.openshift.io/computeinstance-uuid": "u-1"}
@@ -107,3 +108,12 @@ def test_vm_state():
     failing = {"status": {"printableStatus": "ErrImagePull", "conditions": [{"type": "Ready", "status": "False", "reason": "PodNotReady"}]}}
     assert vm_state(failing) == (False, "ErrImagePull", "PodNotReady")
     assert vm_state(None) == (False, "Unknown", "")
+
+
+def test_vmi_ready_needs_running_and_the_ready_condition():
+    running = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    assert vmi_ready(running)
+    assert not vmi_ready({"status": {"phase": "Scheduling", "conditions": [{"type": "Ready", "status": "True"}]}})
+    assert not vmi_ready({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}})
+    assert not vmi_ready({"status": {"phase": "Running"}})
+    assert not vmi_ready(None)

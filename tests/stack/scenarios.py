@@ -1,0 +1,342 @@
+"""`make demo`: the main job end to end, driven by the operator stand-in, with a summary table.
+
+``python -m tests.stack.scenarios [--json] [--keep]`` starts the local stack (tests/stack/local.py: API and KubeVirt
+stand-ins, the controller stand-in running this collection's playbooks, ansible-rulebook on the webhook rulebook) and the
+operator stand-in in EDA mode, then:
+
+1. creates a ComputeInstance and shows its progress live (phase, conditions, jobs, events, objects);
+2. changes its spec and shows the re-provision;
+3. deletes it while a provision is running: the cancel, the wait, the deprovision, the finalizer going, the instance gone;
+4. repeats 1 and 3 in AAP Direct mode (the operator launches the job templates itself);
+5. prints a summary (each step, time, jobs launched, overlaps, orphaned objects) and exits 1 if anything did not converge.
+
+With ``KUBECONFIG`` set the Kubernetes part runs on that cluster instead (it must serve the CRDs in tests/stack/crds and
+run KubeVirt); the controller and EDA stand-ins still run here. Overlaps are read from the API stand-in's write log, so
+on a real cluster they show as n/a.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import kubernetes
+from kubernetes import client
+
+from . import audit
+from .demo import desired_config_version
+from .local import LocalStack
+
+VERSION = 'v1alpha1'
+TEMPLATE_ID = 'cloudkit.templates.ocp_virt_vm'
+PARAMETERS = {'cpu_cores': 2, 'memory': '2Gi', 'disk_size': '10Gi', 'image': 'quay.io/containerdisks/fedora:40', 'exposed_ports': '22/tcp'}
+
+
+class NotConverged(Exception):
+    """A wait ran out of time."""
+
+
+@dataclass
+class StepResult:
+    """One line of the summary."""
+
+    step: str
+    mode: str
+    instance: str
+    seconds: float = 0.0
+    jobs_launched: int = 0
+    overlaps: int | None = 0       # None: not measurable here (real cluster)
+    objects_left: int = 0
+    converged: bool = False
+    detail: str = ''
+    jobs: list = field(default_factory=list)
+
+    def row(self) -> list[str]:
+        """The summary table's cells."""
+        return [self.step, self.mode, f'{self.seconds:.1f}s', str(self.jobs_launched), 'n/a' if self.overlaps is None else str(self.overlaps),
+                str(self.objects_left), 'ok' if self.converged else 'NOT CONVERGED']
+
+
+class Scenario:
+    """The demo's steps on a started LocalStack; every step returns a StepResult (never raises for a timeout)."""
+
+    def __init__(self, stack: LocalStack, group: str = 'cloudkit.openshift.io', namespace: str = 'cloudkit-demo', tenant: str = 'acme',
+                 tenant_namespace: str = 'tenant-acme', out=None, timeout: float = 240.0):
+        self.stack = stack
+        self.group, self.namespace, self.tenant, self.tenant_namespace = group, namespace, tenant, tenant_namespace
+        self.out = out if out is not None else sys.stdout
+        self.live = hasattr(self.out, 'isatty') and self.out.isatty()
+        self.timeout = timeout
+        self.api_client = kubernetes.config.new_client_from_config(config_file=stack.kubeconfig)
+        self.custom = client.CustomObjectsApi(self.api_client)
+        self.core = client.CoreV1Api(self.api_client)
+        self.operator = None
+        self.mode = None
+        self.results: list[StepResult] = []
+
+    # ------------------------------------------------------------ setup
+    def prepare(self) -> None:
+        """The namespaces and the Tenant (with its VM namespace in status), as the platform has them before any instance."""
+        for name in (self.namespace, self.tenant_namespace):
+            try:
+                self.core.create_namespace({'metadata': {'name': name}})
+            except client.ApiException as exc:
+                if exc.status != 409:
+                    raise
+        body = {'apiVersion': f'{self.group}/{VERSION}', 'kind': 'Tenant', 'metadata': {'name': self.tenant}, 'spec': {}}
+        try:
+            self.custom.create_namespaced_custom_object(self.group, VERSION, self.namespace, 'tenants', body)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+        self.custom.patch_namespaced_custom_object_status(self.group, VERSION, self.namespace, 'tenants', self.tenant,
+                                                          {'status': {'namespace': self.tenant_namespace}})
+
+    def use_operator(self, mode: str, variant: str = 'seed', **kwargs) -> None:
+        """Stop the running operator stand-in (if any) and start one in ``mode``."""
+        self.close()
+        self.mode = mode
+        kwargs.setdefault('namespace', self.namespace)
+        self.operator = self.stack.operator(mode, variant=variant, api_group=self.group, **kwargs).start()
+        self.say(f'== operator stand-in running in {"EDA" if mode == "eda" else "AAP Direct"} mode ({self.group}, {variant})')
+
+    def close(self) -> None:
+        """Stop the operator stand-in."""
+        if self.operator is not None:
+            self.operator.stop()
+            self.operator = None
+
+    # ------------------------------------------------------------ reading
+    def say(self, text: str) -> None:
+        """A line for the person watching."""
+        print(text, file=self.out, flush=True)
+
+    def get(self, name: str) -> dict | None:
+        """The live instance, None once gone."""
+        try:
+            return self.custom.get_namespaced_custom_object(self.group, VERSION, self.namespace, 'computeinstances', name)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def jobs_of(self, uid: str) -> list[audit.JobRecord]:
+        """The controller's provision/deprovision jobs for one instance, oldest first."""
+        records = audit.job_records(self.stack.controller, self.stack.template_name('create'), self.stack.template_name('delete'))
+        return [job for job in records if job.uid == uid]
+
+    def reconciled(self, obj: dict | None) -> bool:
+        """Ready, and the annotation equals the desired version of the live spec (what the operator counts as done)."""
+        if obj is None:
+            return False
+        annotation = (obj['metadata'].get('annotations') or {}).get(f'{self.group}/reconciled-config-version')
+        return (annotation == desired_config_version(obj.get('spec') or {}) and (obj.get('status') or {}).get('phase') == 'Ready'
+                and not obj['metadata'].get('deletionTimestamp'))
+
+    def progress(self, name: str, uid: str | None, started: float) -> str:
+        """One line: phase, conditions, jobs, events and objects of the instance."""
+        obj = self.get(name)
+        if obj is None:
+            state = 'gone'
+        else:
+            status = obj.get('status') or {}
+            conditions = ','.join(f'{c["type"]}={c["status"]}' for c in status.get('conditions') or []) or '-'
+            finalizers = ','.join(f.split('/')[-1] for f in obj['metadata'].get('finalizers') or []) or '-'
+            state = f'phase={status.get("phase", "-")} conditions={conditions} finalizers={finalizers}'
+            uid = obj['metadata']['uid']
+        jobs = ' '.join(f'{j.action}#{j.id}:{j.status}' for j in self.jobs_of(uid)) if uid else ''
+        events = len([e for e in self.core.list_namespaced_event(self.namespace).items if e.involved_object.uid == uid]) if uid else 0
+        objects = len(audit.objects_left(self.api_client, self.group, uid, self.namespace)) if uid else 0
+        return f'  [{time.monotonic() - started:5.1f}s] {name}: {state} | jobs {jobs or "-"} | events {events} | objects {objects}'
+
+    def wait(self, name: str, uid: str | None, what: str, predicate, started: float) -> None:
+        """Poll until ``predicate(live instance or None)``; show progress (one rewritten line on a terminal, changes otherwise)."""
+        deadline = time.monotonic() + self.timeout
+        last = None
+        while True:
+            done = predicate(self.get(name))
+            line = self.progress(name, uid, started)
+            if self.live:
+                print('\r' + line[:160].ljust(160), end='', file=self.out, flush=True)
+            elif line.split('] ', 1)[1] != last:
+                self.say(line)
+            last = line.split('] ', 1)[1]
+            if done:
+                if self.live:
+                    print(file=self.out)
+                return
+            if time.monotonic() > deadline:
+                if self.live:
+                    print(file=self.out)
+                raise NotConverged(f'{name}: gave up after {self.timeout:.0f}s waiting for {what}')
+            time.sleep(0.3)
+
+    def orphans(self) -> list[str]:
+        """Objects labelled for an instance that no longer exists, and lock Leases of such instances."""
+        live = {i['metadata']['uid'] for i in self.custom.list_cluster_custom_object(self.group, VERSION, 'computeinstances')['items']}
+        label = f'{self.group}/computeinstance-uuid'
+        found = []
+        for kind, lister in (('Secret', self.core.list_secret_for_all_namespaces), ('Service', self.core.list_service_for_all_namespaces)):
+            found += [f'{kind}/{o.metadata.namespace}/{o.metadata.name}' for o in lister(label_selector=label).items
+                      if o.metadata.labels[label] not in live]
+        for kind, api_group, version, plural in audit.KUBEVIRT_KINDS:
+            found += [f'{kind}/{o["metadata"]["namespace"]}/{o["metadata"]["name"]}'
+                      for o in self.custom.list_cluster_custom_object(api_group, version, plural, label_selector=label)['items']
+                      if o['metadata']['labels'][label] not in live]
+        leases = client.CoordinationV1Api(self.api_client).list_namespaced_lease(self.namespace).items
+        found += [f'Lease/{self.namespace}/{lease.metadata.name}' for lease in leases
+                  if lease.metadata.name.startswith('computeinstance-') and lease.metadata.name[len('computeinstance-'):] not in live]
+        return sorted(found)
+
+    def overlaps(self) -> list[str] | None:
+        """Interleaved provision/deprovision writes of any instance so far (None on a real cluster: no write log)."""
+        if self.stack.api is None:
+            return None
+        records = audit.job_records(self.stack.controller, self.stack.template_name('create'), self.stack.template_name('delete'))
+        return audit.overlaps(self.stack.api.write_log(), records)
+
+    # ------------------------------------------------------------ steps
+    def _step(self, title: str, name: str, body) -> StepResult:
+        result = StepResult(title, 'EDA' if self.mode == 'eda' else 'AAP Direct', name)
+        self.say(f'\n== {title} ({result.mode}): {name}')
+        started = time.monotonic()
+        before = set()
+        uid = None
+        obj = self.get(name)
+        if obj is not None:
+            uid = obj['metadata']['uid']
+            before = {j.id for j in self.jobs_of(uid)}
+        try:
+            uid = body(name, uid, started) or uid
+            result.converged = True
+        except NotConverged as exc:
+            result.detail = str(exc)
+        result.seconds = time.monotonic() - started
+        if uid:
+            # The audit needs the jobs' last writes (the lock release comes after the finalizer): wait for them to end.
+            try:
+                self.wait(name, uid, "the instance's jobs to end", lambda obj: all(
+                    j.status in ('successful', 'failed', 'error', 'canceled') for j in self.jobs_of(uid)), started)
+            except NotConverged as exc:
+                result.converged = False
+                result.detail = str(exc)
+            new = [j for j in self.jobs_of(uid) if j.id not in before]
+            result.jobs_launched = len(new)
+            result.jobs = [asdict(j) for j in new]
+            for job in new:
+                self.say(f'   job {job.id} {job.action}: {job.status}')
+        found = self.overlaps()
+        result.overlaps = None if found is None else len(found)
+        orphans = self.orphans()
+        result.objects_left = len(orphans)
+        problems = (found or []) + [f'orphaned: {o}' for o in orphans]
+        if problems:
+            result.converged = False
+            result.detail = '; '.join(filter(None, [result.detail] + problems))
+        self.say(f'   {"done" if result.converged else "NOT CONVERGED"} in {result.seconds:.1f}s, jobs launched {result.jobs_launched}'
+                 + (f': {result.detail}' if result.detail else ''))
+        self.results.append(result)
+        return result
+
+    def create(self, name: str) -> StepResult:
+        """Create an instance as a user would (spec only); the operator and the jobs do the rest. Waits until reconciled."""
+        def body(_name, _uid, started):
+            spec = {'templateID': TEMPLATE_ID, 'templateParameters': json.dumps(PARAMETERS)}
+            created = self.custom.create_namespaced_custom_object(
+                self.group, VERSION, self.namespace, 'computeinstances',
+                {'apiVersion': f'{self.group}/{VERSION}', 'kind': 'ComputeInstance', 'metadata': {'name': name}, 'spec': spec})
+            uid = created['metadata']['uid']
+            self.wait(name, uid, 'Ready with the reconciled config version', self.reconciled, started)
+            return uid
+        return self._step('create', name, body)
+
+    def change_spec(self, name: str, **parameters) -> StepResult:
+        """Change templateParameters; waits until the new spec is reconciled (a re-provision)."""
+        def body(_name, uid, started):
+            self._patch_parameters(name, parameters)
+            self.wait(name, uid, 'the new spec reconciled', self.reconciled, started)
+            return uid
+        return self._step('spec change', name, body)
+
+    def delete_during_provision(self, name: str, **parameters) -> StepResult:
+        """Change the spec (a provision starts), delete the instance while that provision runs; waits until it is gone."""
+        def body(_name, uid, started):
+            running_before = {j.id for j in self.jobs_of(uid)}
+            version = self._patch_parameters(name, parameters)
+            # Delete once the new provision job has the lock and works on the VM (it reported this version as Progressing).
+            self.wait(name, uid, 'a provision job working on the new spec', lambda obj: obj is not None and any(
+                c['type'] == 'Progressing' and c['status'] == 'True' and version in c.get('message', '')
+                for c in (obj.get('status') or {}).get('conditions') or []), started)
+            self.say('   deleting it now, while the provision job works')
+            self.custom.delete_namespaced_custom_object(self.group, VERSION, self.namespace, 'computeinstances', name)
+            self.wait(name, uid, 'the instance gone', lambda obj: obj is None, started)
+            return uid
+        return self._step('delete during provision', name, body)
+
+    def _patch_parameters(self, name: str, parameters: dict) -> str:
+        """Merge ``parameters`` into spec.templateParameters; returns the desired config version of the new spec."""
+        obj = self.get(name)
+        current = json.loads(obj['spec'].get('templateParameters') or '{}')
+        current.update(parameters)
+        patched = self.custom.patch_namespaced_custom_object(self.group, VERSION, self.namespace, 'computeinstances', name,
+                                                             {'spec': {'templateParameters': json.dumps(current)}})
+        return desired_config_version(patched['spec'])
+
+    def demo(self) -> list[StepResult]:
+        """The whole scenario of `make demo`."""
+        self.prepare()
+        self.use_operator('eda')
+        self.create('demo-eda')
+        self.change_spec('demo-eda', cpu_cores=4)
+        self.delete_during_provision('demo-eda', memory='4Gi')
+        self.use_operator('aap')
+        self.create('demo-aap')
+        self.delete_during_provision('demo-aap', memory='4Gi')
+        self.close()
+        return self.results
+
+
+def table(results: list[StepResult]) -> str:
+    """The summary as an aligned text table."""
+    header = ['step', 'mode', 'time', 'jobs launched', 'overlaps', 'objects left', 'result']
+    rows = [header] + [r.row() for r in results]
+    widths = [max(len(row[col]) for row in rows) for col in range(len(header))]
+    lines = ['  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, '  '.join('-' * width for width in widths))
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    """Entry point of `make demo`."""
+    parser = argparse.ArgumentParser(prog='python -m tests.stack.scenarios', description=__doc__.splitlines()[0])
+    parser.add_argument('--json', action='store_true', help='print only a JSON report on stdout (progress goes to stderr)')
+    parser.add_argument('--work-dir', help='where the stack keeps its files (default: a temporary directory)')
+    parser.add_argument('--ready-delay', type=float, default=8.0, help='seconds until a started VM is Ready (local stack)')
+    parser.add_argument('--timeout', type=float, default=240.0, help='seconds each wait may take')
+    args = parser.parse_args(argv)
+    out = sys.stderr if args.json else sys.stdout
+    kubeconfig = os.environ.get('KUBECONFIG') or None
+    work_dir = args.work_dir or tempfile.mkdtemp(prefix='cloudkit-demo-')
+    print(f'== starting the local stack in {work_dir}' + (f' (Kubernetes: {kubeconfig})' if kubeconfig else ''), file=out, flush=True)
+    with LocalStack(work_dir, kubeconfig=kubeconfig, ready_delay=args.ready_delay) as stack:
+        scenario = Scenario(stack, out=out, timeout=args.timeout)
+        try:
+            results = scenario.demo()
+        finally:
+            scenario.close()
+    converged = bool(results) and all(r.converged for r in results)
+    if args.json:
+        print(json.dumps({'converged': converged, 'steps': [asdict(r) for r in results]}, indent=2))
+    else:
+        print('\n' + table(results))
+        print('\nall steps converged' if converged else '\nNOT CONVERGED: see the steps above')
+    return 0 if converged else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
