@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import UNMANAGED_STATES
 
@@ -51,6 +52,9 @@ _IMAGE_RE = re.compile(
 _SSH_KEY_RE = re.compile(
     r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$"
 )
+# A whole number as a string: ASCII digits only (str.isdigit also takes '²', which int() refuses), and not so long
+# that int() refuses it.
+_DIGITS_RE = re.compile(r"[0-9]{1,18}")
 _PORT_RE = re.compile(r"^(?P<port>[0-9]{1,5})(?:/(?P<protocol>tcp|udp|sctp))?$", re.IGNORECASE)
 
 
@@ -64,10 +68,11 @@ class ParameterError(ValueError):
 
 def quantity_bytes(value):
     """Bytes of a Kubernetes quantity such as 4Gi or 500M; None when it is not one."""
-    match = _QUANTITY_RE.match(value) if isinstance(value, str) else None
+    match = _QUANTITY_RE.fullmatch(value) if isinstance(value, str) else None
     if not match:
         return None
-    return int(float(match.group("number")) * _QUANTITY_FACTORS[match.group("suffix")])
+    # Decimal, not float: a number of any length stays finite (out of range, not a crash).
+    return int(Decimal(match.group("number")) * _QUANTITY_FACTORS[match.group("suffix")])
 
 
 def parse_ports(value, field):
@@ -99,7 +104,7 @@ class _Collector(object):
         self.problems = []
 
     def integer(self, value, field, low, high):
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and _DIGITS_RE.fullmatch(value.strip()):
             value = int(value.strip())
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             self.problems.append("%s must be an integer from %d to %d, got %r" % (field, low, high, value))
@@ -121,7 +126,7 @@ class _Collector(object):
             self.problems.append("%s must be a container image reference, got %r" % (field, value))
             return None
         reference = value[len("docker://"):] if value.startswith("docker://") else value
-        if not _IMAGE_RE.match(reference) or len(reference) > 512:
+        if not _IMAGE_RE.fullmatch(reference) or len(reference) > 512:
             self.problems.append("%s is not a valid container image reference: %r" % (field, value))
             return None
         return reference
@@ -170,7 +175,7 @@ def vm_parameters(spec):
         if isinstance(raw, str):
             try:
                 seed = json.loads(raw)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
                 raise ParameterError(["spec.templateParameters is not valid JSON: %s" % exc])
         else:
             seed = raw
@@ -257,7 +262,7 @@ def vm_parameters(spec):
 
 def check_template(template_id, allowed_templates=DEFAULT_ALLOWED_TEMPLATES):
     """Refuse a templateID that is malformed or not on the allow-list (before any write)."""
-    if not isinstance(template_id, str) or not TEMPLATE_ID_RE.match(template_id):
+    if not isinstance(template_id, str) or not TEMPLATE_ID_RE.fullmatch(template_id):
         raise ParameterError(["spec.templateID must match %s, got %r" % (TEMPLATE_ID_RE.pattern, template_id)])
     if template_id not in allowed_templates:
         raise ParameterError(["spec.templateID %r is not an allowed template; allowed: %s" % (template_id, ", ".join(allowed_templates) or "(none)")])

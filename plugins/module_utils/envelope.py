@@ -52,7 +52,7 @@ def _decode(value, field):
     if isinstance(value, (str, bytes)):
         try:
             value = json.loads(value)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise EnvelopeError("%s is a string but not valid JSON: %s" % (field, exc))
     return value
 
@@ -116,9 +116,9 @@ def _identity(source, obj, api_group):
         raise EnvelopeError("%s.metadata is missing or not a mapping" % source)
     name = metadata.get("name")
     namespace = metadata.get("namespace")
-    if not isinstance(name, str) or not _DNS_SUBDOMAIN.match(name) or len(name) > 253:
+    if not isinstance(name, str) or not _DNS_SUBDOMAIN.fullmatch(name) or len(name) > 253:
         raise EnvelopeError("%s.metadata.name must be a DNS subdomain name, got %r" % (source, name))
-    if not isinstance(namespace, str) or not _DNS_LABEL.match(namespace) or len(namespace) > 63:
+    if not isinstance(namespace, str) or not _DNS_LABEL.fullmatch(namespace) or len(namespace) > 63:
         raise EnvelopeError("%s.metadata.namespace must be a DNS label, got %r" % (source, namespace))
     uid = metadata.get("uid")
     if uid is not None and not isinstance(uid, str):

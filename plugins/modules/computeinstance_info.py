@@ -19,6 +19,10 @@ description:
     is present, the action the instance needs now, the validated template and VM parameters, and the
     namespace its VM objects live in, through its Tenant).
   - A missing instance is a normal result (RV(exists=false)), not an error.
+  - With neither O(name) nor O(payload), the payload is the job's envelope variables C(ansible_eda),
+    C(osac_job_vars) and C(compute_instance) exactly as received, never rendered as templates. Prefer this in
+    jobs, because a templated O(payload) (a Jinja expression naming those variables) renders every string of
+    the instance, so Jinja that a user wrote into its fields would run on the job host.
 author:
   - cloudkit.provisioning contributors (@cloudkit)
 extends_documentation_fragment:
@@ -51,12 +55,8 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Read the instance this job was launched for (EDA, AAP Direct or a hand run)
+- name: Read the instance this job was launched for (EDA, AAP Direct or a hand run), from its extra vars untemplated
   cloudkit.provisioning.computeinstance_info:
-    payload:
-      ansible_eda: "{{ ansible_eda | default(None) }}"
-      osac_job_vars: "{{ osac_job_vars | default(None) }}"
-      compute_instance: "{{ compute_instance | default(None) }}"
     purpose: provision
   register: instance
 

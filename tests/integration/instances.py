@@ -19,6 +19,12 @@ from tests.stack.demo import desired_config_version
 VERSION = "v1alpha1"
 
 
+def envelope(obj, shape="eda"):
+    """The extra vars that deliver `obj`: eda (ansible_eda.event.payload), osac (osac_job_vars.resource) or hand (compute_instance)."""
+    return {"eda": {"ansible_eda": {"event": {"payload": obj}}}, "osac": {"osac_job_vars": {"resource": obj}},
+            "hand": {"compute_instance": obj}}[shape]
+
+
 class Operator:
     """Writes what the operator writes, for one API group."""
 
@@ -80,6 +86,20 @@ class Operator:
         """Remove the operator's own finalizer, as it does once the Ansible side is done."""
         resource = kube.contract_resources(Names(self.group))[0]
         set_finalizer(self.kube, resource, name, namespace, self.group + "/computeinstance", present=False)
+
+    def leftovers(self, *namespaces):
+        """Every VirtualMachine, VMI, DataVolume, Lease, Secret and Service in these namespaces, labelled or not, as 'Kind namespace/name'."""
+        found = []
+        for namespace in namespaces:
+            for kind, lister in (("Secret", self.core.list_namespaced_secret), ("Service", self.core.list_namespaced_service)):
+                found += ["%s %s/%s" % (kind, namespace, o.metadata.name) for o in lister(namespace).items]
+            for kind, group, version, plural in (("VirtualMachine", "kubevirt.io", "v1", "virtualmachines"),
+                                                 ("VirtualMachineInstance", "kubevirt.io", "v1", "virtualmachineinstances"),
+                                                 ("DataVolume", "cdi.kubevirt.io", "v1beta1", "datavolumes"),
+                                                 ("Lease", "coordination.k8s.io", "v1", "leases")):
+                items = self.custom.list_namespaced_custom_object(group, version, namespace, plural)["items"]
+                found += ["%s %s/%s" % (kind, namespace, o["metadata"]["name"]) for o in items]
+        return sorted(found)
 
     def objects(self, namespace, uid):
         """Every object labelled for the instance uid, as 'Kind/name'."""

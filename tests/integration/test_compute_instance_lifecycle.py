@@ -7,42 +7,12 @@ import uuid
 import pytest
 from kubernetes import client
 
-from tests.integration.conftest import recap_changed
-from tests.integration.instances import Operator
+from tests.integration.conftest import failed, ok, recap_changed
+from tests.integration.instances import Operator, envelope
 
 GROUP = "cloudkit.openshift.io"
 RECONCILED = GROUP + "/reconciled-config-version"
 OURS = GROUP + "/computeinstance-aap"
-
-
-@pytest.fixture
-def operator(api_client, kube, namespace, kubevirt):
-    """An operator stand-in with a Tenant whose VMs live in a namespace of their own."""
-    del kubevirt  # only needed running
-    op = Operator(api_client, kube.kubeconfig, GROUP)
-    op.vm_namespace = namespace + "-vms"
-    op.tenant(namespace, "acme", op.vm_namespace)
-    yield op
-    try:
-        client.CoreV1Api(api_client).delete_namespace(op.vm_namespace)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
-
-
-def envelope(obj, shape="eda"):
-    return {"eda": {"ansible_eda": {"event": {"payload": obj}}}, "osac": {"osac_job_vars": {"resource": obj}},
-            "hand": {"compute_instance": obj}}[shape]
-
-
-def ok(result):
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    return result
-
-
-def failed(result):
-    assert result.returncode != 0, result.stdout[-6000:]
-    return result
 
 
 def events(api_client, namespace, name):
