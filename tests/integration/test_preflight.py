@@ -37,7 +37,7 @@ def cluster(tmp_path_factory, kube):
 
 def preflight(kubeconfig, tmp_path, controller_env=None, **extra_vars):
     path = tmp_path / "vars.json"
-    path.write_text(json.dumps(dict({"cloudkit_aap_namespace": "aap"}, **extra_vars)))
+    path.write_text(json.dumps(dict({"eda_config_namespace": "aap"}, **extra_vars)))
     environment = dict(os.environ, K8S_AUTH_KUBECONFIG=str(kubeconfig), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build"), ANSIBLE_NOCOLOR="1")
     environment.pop("CONTROLLER_HOST", None)
     environment.update(controller_env or {})
@@ -46,7 +46,7 @@ def preflight(kubeconfig, tmp_path, controller_env=None, **extra_vars):
 
 
 def test_a_correct_setup_passes(cluster, tmp_path):
-    result = preflight(cluster, tmp_path, cloudkit_webhook_urls=[STREAM, STREAM.replace("/api/eda", "/eda-event-streams/api/eda")])
+    result = preflight(cluster, tmp_path, eda_config_webhook_urls=[STREAM, STREAM.replace("/api/eda", "/eda-event-streams/api/eda")])
     assert result.returncode == 0, result.stdout[-4000:]
 
 
@@ -59,7 +59,7 @@ def test_a_correct_setup_passes(cluster, tmp_path):
     ],
 )
 def test_wrong_endpoints_fail_with_the_fix(cluster, tmp_path, url, problem):
-    result = preflight(cluster, tmp_path, cloudkit_webhook_urls=[url, STREAM])
+    result = preflight(cluster, tmp_path, eda_config_webhook_urls=[url, STREAM])
     assert result.returncode != 0
     assert problem in result.stdout
     assert "1 problem(s)" in result.stdout, "the correct URL is not reported"
@@ -68,7 +68,7 @@ def test_wrong_endpoints_fail_with_the_fix(cluster, tmp_path, url, problem):
 
 
 def test_the_wrong_api_group_is_caught_with_the_right_one(cluster, tmp_path):
-    result = preflight(cluster, tmp_path, cloudkit_api_group="osac.openshift.io", cloudkit_webhook_urls=["http://innabox-eda-service:5000/x"])
+    result = preflight(cluster, tmp_path, eda_config_api_group="osac.openshift.io", eda_config_webhook_urls=["http://innabox-eda-service:5000/x"])
     assert result.returncode != 0
     assert "2 problem(s)" in result.stdout, "every problem at once"
     assert "serves ComputeInstance as computeinstances.cloudkit.openshift.io, not in osac.openshift.io" in result.stdout
@@ -77,11 +77,11 @@ def test_the_wrong_api_group_is_caught_with_the_right_one(cluster, tmp_path):
 
 def test_missing_job_templates_are_named(cluster, tmp_path, controller):
     env = {"CONTROLLER_HOST": controller.gateway_url, "CONTROLLER_OAUTH_TOKEN": controller.token}
-    result = preflight(cluster, tmp_path, controller_env=env, cloudkit_webhook_urls=[STREAM])
+    result = preflight(cluster, tmp_path, controller_env=env, eda_config_webhook_urls=[STREAM])
     assert result.returncode != 0
     assert "1 problem(s)" in result.stdout, "the create template exists"
     assert "job_template innabox-delete-compute-instance: no job template named 'innabox-delete-compute-instance'" in result.stdout
     assert controller.token not in result.stdout
-    wrong = preflight(cluster, tmp_path, controller_env=dict(env, CONTROLLER_OAUTH_TOKEN="wrong"), cloudkit_webhook_urls=[STREAM])
+    wrong = preflight(cluster, tmp_path, controller_env=dict(env, CONTROLLER_OAUTH_TOKEN="wrong"), eda_config_webhook_urls=[STREAM])
     assert "refused the token" in wrong.stdout and "Fix: check controller_host and its credentials" in wrong.stdout
     assert "Fix: create the job template" not in wrong.stdout

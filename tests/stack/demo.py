@@ -1,10 +1,10 @@
-"""Play the cloudkit operator's part for `make demo`, and show what is there.
+"""Seed the operator's side by hand, and show what is there (molecule's prepare step and some tests use it).
 
 seed: a Tenant with its namespace, and one ComputeInstance whose status carries
 what the operator writes (tenant reference, desired config version). envelope:
 the extra vars the operator's EDA path delivers. delete / release: delete the
 instance, and drop the operator's own finalizer once ours is gone. show /
-check-gone: what exists now.
+check-gone: what exists now. `make demo` itself is tests/stack/scenarios.py.
 """
 
 from __future__ import annotations

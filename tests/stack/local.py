@@ -41,11 +41,12 @@ class LocalStack:
     """API, KubeVirt, controller and EDA stand-ins (see the module docstring); a context manager.
 
     ``ready_delay``: seconds until a started VM is Ready (the KubeVirt stand-in); ``rulebook``: start ansible-rulebook
-    (EDA mode needs it); ``job_env``: extra environment of every job.
+    (EDA mode needs it); ``job_env``: extra environment of every job; ``job_vars``: the job templates' own extra vars.
     """
 
     def __init__(self, work_dir, kubeconfig: str | None = None, prefix: str = 'innabox', organization: str = 'innabox',
-                 ready_delay: float = 3.0, import_delay: float = 0.5, rulebook: bool = True, job_env: dict | None = None):
+                 ready_delay: float = 3.0, import_delay: float = 0.5, rulebook: bool = True, job_env: dict | None = None,
+                 job_vars: dict | None = None):
         self.work_dir = Path(work_dir)
         self.kubeconfig = kubeconfig
         self.real_cluster = kubeconfig is not None
@@ -53,6 +54,7 @@ class LocalStack:
         self.ready_delay, self.import_delay = ready_delay, import_delay
         self.with_rulebook = rulebook
         self.job_env = dict(job_env or {})
+        self.job_vars = dict(job_vars or {})
         self.webhook_token = 'demo-' + os.urandom(12).hex()
         self.api: KubeAPIServer | None = None
         self.kubevirt = None
@@ -109,9 +111,9 @@ class LocalStack:
         """``<prefix>-create-compute-instance`` or ``<prefix>-delete-compute-instance``."""
         return f'{self.prefix}-{action}-compute-instance'
 
-    def _add_templates(self) -> None:
-        # What an AAP job template gets from its credentials: cluster access (K8S_AUTH_*) and, for the delete's cancel of
-        # running provisions, the controller (CONTROLLER_*).
+    def job_environment(self) -> dict:
+        """What an AAP job template gets from its credentials: cluster access (K8S_AUTH_*) and, for the delete's cancel of
+        running provisions, the controller (CONTROLLER_*)."""
         environment = {
             'K8S_AUTH_KUBECONFIG': self.kubeconfig,
             'ANSIBLE_COLLECTIONS_PATH': str(ROOT / '.build'),
@@ -120,10 +122,14 @@ class LocalStack:
             'CONTROLLER_OAUTH_TOKEN': self.controller.token,
         }
         environment.update(self.job_env)
+        return environment
+
+    def _add_templates(self) -> None:
+        environment = self.job_environment()
         for action, playbook in PLAYBOOKS.items():
             self.controller.add_template({'name': self.template_name(action), 'organization': self.organization, 'type': 'job',
                                           'playbook': playbook, 'allow_simultaneous': True, 'ask_variables_on_launch': True,
-                                          'environment': environment})
+                                          'environment': environment, 'extra_vars': self.job_vars})
 
     def webhook_url(self, action: str) -> str:
         """Where the operator POSTs creates (``create``) or deletions (``delete``)."""
@@ -180,5 +186,6 @@ class LocalStack:
         else:
             kwargs.update(aap_url=self.controller.gateway_url, aap_token=self.controller.token)
         kwargs.setdefault('poll_interval', 0.3)
-        return Operator(self.kubeconfig, mode=mode, variant=variant, api_group=api_group, provision_template=self.template_name('create'),
-                        deprovision_template=self.template_name('delete'), **kwargs)
+        kwargs.setdefault('provision_template', self.template_name('create'))
+        kwargs.setdefault('deprovision_template', self.template_name('delete'))
+        return Operator(self.kubeconfig, mode=mode, variant=variant, api_group=api_group, **kwargs)

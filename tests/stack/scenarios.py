@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -30,10 +31,13 @@ from kubernetes import client
 
 from . import audit
 from .demo import desired_config_version
+from .kubevirt.informer import Informer, custom_objects_api, start_synced
 from .local import LocalStack
 
 VERSION = 'v1alpha1'
 TEMPLATE_ID = 'cloudkit.templates.ocp_virt_vm'
+# The KubeVirt stand-in's failure injection: a VM so annotated never gets Ready after its next start.
+HOLD_ANNOTATION = 'kubevirt.stand-in/fail'
 PARAMETERS = {'cpu_cores': 2, 'memory': '2Gi', 'disk_size': '10Gi', 'image': 'quay.io/containerdisks/fedora:40', 'exposed_ports': '22/tcp'}
 
 
@@ -62,12 +66,69 @@ class StepResult:
                 str(self.objects_left), 'ok' if self.converged else 'NOT CONVERGED']
 
 
+class InstanceWatch:
+    """The ComputeInstances of one namespace, kept current by a list + watch, for many threads to wait on at once.
+
+    Dozens of threads polling with GETs (or with ``Scenario.wait``'s progress lines) would take the CPU from the jobs under
+    test; one watch costs next to nothing, and the Informer behind it rides out cut streams and API errors.
+    """
+
+    def __init__(self, kubeconfig: str, group: str, namespace: str):
+        self.namespace = namespace
+        self._stopping = threading.Event()
+        self._changed = threading.Condition()
+        self._events = 0
+        self._api_client, api = custom_objects_api(kubeconfig, 4)
+        self._informer = Informer(api, group, VERSION, 'computeinstances', namespace, self._on_event, self._stopping)
+
+    def start(self, timeout: float = 30.0) -> InstanceWatch:
+        """Start watching; returns once the instances have been listed."""
+        if start_synced([self._informer], timeout) is not None:
+            self.stop()
+            raise RuntimeError(f'could not list the ComputeInstances of {self.namespace} within {timeout}s')
+        return self
+
+    def stop(self) -> None:
+        """Stop watching."""
+        self._stopping.set()
+        self._informer.stop()
+        self._api_client.close()
+
+    def _on_event(self, _event: str, _obj: dict) -> None:
+        with self._changed:
+            self._events += 1
+            self._changed.notify_all()
+
+    def get(self, name: str) -> dict | None:
+        """The instance as last seen by the watch (None: not seen, or gone). Shared: do not modify it."""
+        return self._informer.get(self.namespace, name)
+
+    def until(self, name: str, predicate, timeout: float) -> bool:
+        """Wait until ``predicate(instance as last seen, or None)`` holds; False once ``timeout`` seconds passed (never raises)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._changed:
+                seen = self._events
+            if predicate(self.get(name)):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with self._changed:
+                # Re-evaluated on every event of the namespace, and every few seconds for predicates that read other things.
+                if self._events == seen:
+                    self._changed.wait(min(left, 2.0))
+
+
 class Scenario:
     """The demo's steps on a started LocalStack; every step returns a StepResult (never raises for a timeout)."""
 
     def __init__(self, stack: LocalStack, group: str = 'cloudkit.openshift.io', namespace: str = 'cloudkit-demo', tenant: str = 'acme',
-                 tenant_namespace: str = 'tenant-acme', out=None, timeout: float = 240.0):
+                 tenant_namespace: str = 'tenant-acme', out=None, timeout: float = 240.0, hold_provisions: bool | None = None):
         self.stack = stack
+        # On the stand-ins, a provision that a delete interrupts is held (its restarted VM never gets Ready), so the delete
+        # lands mid-provision every time; on a real cluster the VM's own start time has to do.
+        self.hold_provisions = not stack.real_cluster if hold_provisions is None else hold_provisions
         self.group, self.namespace, self.tenant, self.tenant_namespace = group, namespace, tenant, tenant_namespace
         self.out = out if out is not None else sys.stdout
         self.live = hasattr(self.out, 'isatty') and self.out.isatty()
@@ -76,7 +137,10 @@ class Scenario:
         self.custom = client.CustomObjectsApi(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.operator = None
+        self._past_history: list[dict] = []
         self.mode = None
+        # The provision and deprovision job templates the operator stand-in launches (AAP Direct) and the audit reads.
+        self.templates = (stack.template_name('create'), stack.template_name('delete'))
         self.results: list[StepResult] = []
 
     # ------------------------------------------------------------ setup
@@ -97,19 +161,30 @@ class Scenario:
         self.custom.patch_namespaced_custom_object_status(self.group, VERSION, self.namespace, 'tenants', self.tenant,
                                                           {'status': {'namespace': self.tenant_namespace}})
 
-    def use_operator(self, mode: str, variant: str = 'seed', **kwargs) -> None:
-        """Stop the running operator stand-in (if any) and start one in ``mode``."""
+    def use_operator(self, mode: str, variant: str = 'seed', templates: tuple | None = None, **kwargs) -> None:
+        """Stop the running operator stand-in (if any) and start one in ``mode`` (AAP Direct: launching ``templates``)."""
         self.close()
         self.mode = mode
+        self.templates = templates or (self.stack.template_name('create'), self.stack.template_name('delete'))
+        kwargs.update(provision_template=self.templates[0], deprovision_template=self.templates[1])
         kwargs.setdefault('namespace', self.namespace)
+        # Re-sending an unreconciled instance is the operator's safety net; on a busy machine a 30 s period would add
+        # duplicate (harmless, but confusing) jobs to the counts.
+        kwargs.setdefault('resend_after', 300.0)
         self.operator = self.stack.operator(mode, variant=variant, api_group=self.group, **kwargs).start()
         self.say(f'== operator stand-in running in {"EDA" if mode == "eda" else "AAP Direct"} mode ({self.group}, {variant})')
 
     def close(self) -> None:
-        """Stop the operator stand-in."""
+        """Stop the operator stand-in (its history is kept)."""
         if self.operator is not None:
             self.operator.stop()
+            self._past_history += self.operator.history
             self.operator = None
+
+    @property
+    def operator_history(self) -> list[dict]:
+        """What every operator stand-in of this scenario did, oldest first."""
+        return self._past_history + (list(self.operator.history) if self.operator is not None else [])
 
     # ------------------------------------------------------------ reading
     def say(self, text: str) -> None:
@@ -125,10 +200,13 @@ class Scenario:
                 return None
             raise
 
+    def jobs_of_all(self) -> list[audit.JobRecord]:
+        """The controller's provision/deprovision jobs (of this scenario's templates), oldest first."""
+        return audit.job_records(self.stack.controller, *self.templates)
+
     def jobs_of(self, uid: str) -> list[audit.JobRecord]:
         """The controller's provision/deprovision jobs for one instance, oldest first."""
-        records = audit.job_records(self.stack.controller, self.stack.template_name('create'), self.stack.template_name('delete'))
-        return [job for job in records if job.uid == uid]
+        return [job for job in self.jobs_of_all() if job.uid == uid]
 
     def reconciled(self, obj: dict | None) -> bool:
         """Ready, and the annotation equals the desired version of the live spec (what the operator counts as done)."""
@@ -197,8 +275,7 @@ class Scenario:
         """Interleaved provision/deprovision writes of any instance so far (None on a real cluster: no write log)."""
         if self.stack.api is None:
             return None
-        records = audit.job_records(self.stack.controller, self.stack.template_name('create'), self.stack.template_name('delete'))
-        return audit.overlaps(self.stack.api.write_log(), records)
+        return audit.overlaps(self.stack.api.write_log(), self.jobs_of_all())
 
     # ------------------------------------------------------------ steps
     def _step(self, title: str, name: str, body) -> StepResult:
@@ -258,7 +335,7 @@ class Scenario:
     def change_spec(self, name: str, **parameters) -> StepResult:
         """Change templateParameters; waits until the new spec is reconciled (a re-provision)."""
         def body(_name, uid, started):
-            self._patch_parameters(name, parameters)
+            self.patch_parameters(name, parameters)
             self.wait(name, uid, 'the new spec reconciled', self.reconciled, started)
             return uid
         return self._step('spec change', name, body)
@@ -266,8 +343,10 @@ class Scenario:
     def delete_during_provision(self, name: str, **parameters) -> StepResult:
         """Change the spec (a provision starts), delete the instance while that provision runs; waits until it is gone."""
         def body(_name, uid, started):
-            running_before = {j.id for j in self.jobs_of(uid)}
-            version = self._patch_parameters(name, parameters)
+            if self.hold_provisions:
+                self.custom.patch_namespaced_custom_object('kubevirt.io', 'v1', self.tenant_namespace, 'virtualmachines', name,
+                                                           {'metadata': {'annotations': {HOLD_ANNOTATION: 'never-ready'}}})
+            version = self.patch_parameters(name, parameters)
             # Delete once the new provision job has the lock and works on the VM (it reported this version as Progressing).
             self.wait(name, uid, 'a provision job working on the new spec', lambda obj: obj is not None and any(
                 c['type'] == 'Progressing' and c['status'] == 'True' and version in c.get('message', '')
@@ -278,7 +357,7 @@ class Scenario:
             return uid
         return self._step('delete during provision', name, body)
 
-    def _patch_parameters(self, name: str, parameters: dict) -> str:
+    def patch_parameters(self, name: str, parameters: dict) -> str:
         """Merge ``parameters`` into spec.templateParameters; returns the desired config version of the new spec."""
         obj = self.get(name)
         current = json.loads(obj['spec'].get('templateParameters') or '{}')
@@ -286,6 +365,17 @@ class Scenario:
         patched = self.custom.patch_namespaced_custom_object(self.group, VERSION, self.namespace, 'computeinstances', name,
                                                              {'spec': {'templateParameters': json.dumps(current)}})
         return desired_config_version(patched['spec'])
+
+    def request_restart(self, name: str) -> str:
+        """Ask for a restart as a user does: spec.restartRequestedAt = now (RFC 3339); returns the desired config version of the new spec."""
+        now = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+        patched = self.custom.patch_namespaced_custom_object(self.group, VERSION, self.namespace, 'computeinstances', name,
+                                                             {'spec': {'restartRequestedAt': now}})
+        return desired_config_version(patched['spec'])
+
+    def watch(self) -> InstanceWatch:
+        """A started InstanceWatch on this scenario's namespace (stop it when done)."""
+        return InstanceWatch(self.stack.kubeconfig, self.group, self.namespace).start()
 
     def demo(self) -> list[StepResult]:
         """The whole scenario of `make demo`."""
@@ -316,7 +406,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='python -m tests.stack.scenarios', description=__doc__.splitlines()[0])
     parser.add_argument('--json', action='store_true', help='print only a JSON report on stdout (progress goes to stderr)')
     parser.add_argument('--work-dir', help='where the stack keeps its files (default: a temporary directory)')
-    parser.add_argument('--ready-delay', type=float, default=8.0, help='seconds until a started VM is Ready (local stack)')
+    parser.add_argument('--ready-delay', type=float, default=3.0, help='seconds until a started VM is Ready (local stack)')
     parser.add_argument('--timeout', type=float, default=240.0, help='seconds each wait may take')
     args = parser.parse_args(argv)
     out = sys.stderr if args.json else sys.stdout
