@@ -17,7 +17,6 @@ on a real cluster they show as n/a.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
