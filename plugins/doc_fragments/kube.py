@@ -74,5 +74,8 @@ notes:
   - Requests that the API answers with 429 or 5xx, and connection failures, are retried a bounded
     number of times with jittered backoff, honouring C(Retry-After).
 requirements:
-  - kubernetes >= 24.2.0 (the Python client)
+  - urllib3
+  - PyYAML (to read a kubeconfig file; it comes with ansible-core)
+  - kubernetes >= 24.2.0 (the Python client), only for a kubeconfig whose user authenticates with C(exec) or C(auth-provider),
+    or for several kubeconfig files merged through E(KUBECONFIG)
 """

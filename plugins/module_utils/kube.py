@@ -12,20 +12,27 @@ only the fallback for a kind the table does not know, once per client.
 
 from __future__ import annotations
 
+import atexit
+import base64
+import hashlib
 import json
 import os
 import random
+import ssl
+import tempfile
 import time
 
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
-KUBERNETES_IMPORT_ERROR = None
+# The kubernetes package is deliberately not imported here: it costs 0.2 s or more
+# in every module run. Kubeconfigs, host/api_key and the in-cluster service account
+# are handled below; only exec and auth-provider users import it (_kubernetes_configuration).
+URLLIB3_IMPORT_ERROR = None
 try:
-    import kubernetes
     import urllib3
 except ImportError as exc:  # guarded so modules can report it with missing_required_lib
-    kubernetes = urllib3 = None
-    KUBERNETES_IMPORT_ERROR = exc
+    urllib3 = None
+    URLLIB3_IMPORT_ERROR = exc
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import (
     API_VERSION,
@@ -64,7 +71,7 @@ AUTH_ENV = {
     "no_proxy": "K8S_AUTH_NO_PROXY",
 }
 
-# Option name -> kubernetes.client.Configuration attribute.
+# Option name -> Configuration attribute (the same as kubernetes.client.Configuration's).
 _CONFIGURATION_ATTRIBUTE = {
     "host": "host",
     "validate_certs": "verify_ssl",
@@ -295,15 +302,145 @@ def contract_resources(names):
     ]
 
 
+class ConfigError(Exception):
+    """The options, kubeconfig or in-cluster environment do not make a usable configuration."""
+
+
+class KubernetesRequired(ConfigError):
+    """The kubeconfig needs the kubernetes client (exec or auth-provider user) and it is not installed."""
+
+    def __init__(self, message, import_error):
+        super(KubernetesRequired, self).__init__(message)
+        self.import_error = import_error
+
+
+# Where a pod's service account credentials are mounted (a module attribute so tests can point it elsewhere).
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+# The kubernetes client and client-go re-read a projected service account token this often.
+TOKEN_REFRESH_SECONDS = 60.0
+
+
+class Configuration(object):
+    """Connection settings, with the attribute names and auth_settings() of kubernetes.client.Configuration.
+
+    KubeClient and the event source read only these, so they work the same with
+    a configuration the kubernetes client loaded (the exec/auth-provider fallback).
+    """
+
+    def __init__(self):
+        self.host = "http://localhost"
+        self.verify_ssl = True
+        self.ssl_ca_cert = None
+        self.cert_file = None
+        self.key_file = None
+        self.assert_hostname = None
+        self.tls_server_name = None
+        self.proxy = None
+        self.no_proxy = None
+        self.proxy_headers = None
+        self.api_key = {}
+        self.api_key_prefix = {}
+        # Called with the configuration before credentials are read, to renew them (in-cluster token).
+        self.refresh_api_key_hook = None
+
+    def auth_settings(self):
+        """The Authorization header setting, in kubernetes.client.Configuration's shape."""
+        if self.refresh_api_key_hook is not None:
+            self.refresh_api_key_hook(self)
+        value = self.api_key.get("authorization")
+        if not value:
+            return {}
+        prefix = self.api_key_prefix.get("authorization")
+        if prefix:
+            value = "%s %s" % (prefix, value)
+        return {"BearerToken": {"type": "api_key", "in": "header", "key": "authorization", "value": value}}
+
+
+class ApiClient(object):
+    """What KubeClient uses of kubernetes.client.ApiClient: the configuration and a urllib3 pool built from it."""
+
+    def __init__(self, configuration):
+        self.configuration = configuration
+        self.rest_client = _RestClient(configuration)
+
+
+class _RestClient(object):
+    # kubernetes.client.ApiClient keeps its pool at api_client.rest_client.pool_manager; so do we.
+
+    def __init__(self, configuration):
+        self.pool_manager = pool_manager(configuration)
+
+
+def pool_manager(configuration):
+    """A urllib3 pool with the TLS and proxy settings of `configuration`, as kubernetes.client builds it."""
+    pool_args = {
+        "cert_reqs": ssl.CERT_REQUIRED if configuration.verify_ssl else ssl.CERT_NONE,
+        "ca_certs": configuration.ssl_ca_cert,
+        "cert_file": configuration.cert_file,
+        "key_file": configuration.key_file,
+        "maxsize": (os.cpu_count() or 1) * 5,
+    }
+    if configuration.assert_hostname is not None:
+        pool_args["assert_hostname"] = configuration.assert_hostname
+    if configuration.tls_server_name:
+        pool_args["server_hostname"] = configuration.tls_server_name
+    proxy = configuration.proxy
+    if not proxy or bypass_proxy(configuration.host, configuration.no_proxy):
+        return urllib3.PoolManager(**pool_args)
+    if urlsplit(proxy).scheme.lower().startswith("socks"):
+        from urllib3.contrib.socks import SOCKSProxyManager  # pylint: disable=import-outside-toplevel
+        return SOCKSProxyManager(proxy, headers=configuration.proxy_headers, **pool_args)
+    headers = configuration.proxy_headers
+    parts = urlsplit(proxy)
+    if parts.username and not headers:
+        # urllib3 sends no credentials from the proxy URL by itself; a kubeconfig proxy-url may carry them.
+        headers = urllib3.util.make_headers(proxy_basic_auth="%s:%s" % (unquote(parts.username), unquote(parts.password or "")))
+    return urllib3.ProxyManager(proxy, proxy_headers=headers, **pool_args)
+
+
+def bypass_proxy(url, no_proxy):
+    """Whether `url` matches the comma separated no_proxy rules (hosts, domain suffixes, host:port, CIDRs, *)."""
+    if not no_proxy:
+        return False
+    import ipaddress  # pylint: disable=import-outside-toplevel  # only with no_proxy set
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host:
+        return True
+    host_and_port = parts.netloc.lower().rpartition("@")[2]
+    try:
+        host_ip = ipaddress.ip_address(host)
+    except ValueError:
+        host_ip = None
+    for entry in (entry.strip().lower() for entry in no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        if host_ip is not None:
+            try:
+                if host_ip in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+        entry = entry.lstrip(".")
+        if host == entry or host.endswith("." + entry) or host_and_port == entry:
+            return True
+    return False
+
+
 def build_configuration(options):
-    """A kubernetes.client.Configuration from resolved connection options.
+    """A Configuration from resolved connection options.
 
     Precedence follows kubernetes.core: host with a token (or a client
     certificate) needs no kubeconfig; otherwise a kubeconfig or context is
     loaded; with neither, the in-cluster service account, then ~/.kube/config.
-    Explicit options then override whatever was loaded.
+    Explicit options then override whatever was loaded. A kubeconfig whose
+    user is `exec` or `auth-provider` is loaded by the kubernetes client, and
+    the result is then a kubernetes.client.Configuration (same attributes).
     """
-    configuration = kubernetes.client.Configuration()
+    configuration = Configuration()
     host = options.get("host")
     if host:
         options = dict(options, host=host.rstrip("/"))
@@ -312,12 +449,9 @@ def build_configuration(options):
         kubeconfig = options.get("kubeconfig")
         context = options.get("context")
         if kubeconfig or context:
-            _load_kubeconfig(configuration, kubeconfig, context)
-        else:
-            try:
-                kubernetes.config.load_incluster_config(client_configuration=configuration)
-            except kubernetes.config.ConfigException:
-                _load_kubeconfig(configuration, None, None)
+            configuration = _load_kubeconfig(configuration, kubeconfig, context)
+        elif not _load_incluster(configuration):
+            configuration = _load_kubeconfig(configuration, None, None)
     for option, attribute in _CONFIGURATION_ATTRIBUTE.items():
         value = options.get(option)
         if value is not None:
@@ -325,22 +459,208 @@ def build_configuration(options):
     if options.get("api_key"):
         configuration.api_key = {"authorization": "Bearer %s" % options["api_key"]}
         configuration.api_key_prefix = {}
+        # A refresh hook (in-cluster token, exec plugin) would replace the explicit token.
+        configuration.refresh_api_key_hook = None
     return configuration
 
 
+def _read_token(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip()
+
+
+class _TokenFileRefresh(object):
+    """Re-reads a service account token now and then: kubelet rotates projected tokens in place."""
+
+    def __init__(self, path, clock=time.monotonic):
+        self.path = path
+        self.clock = clock
+        self.read_at = clock()
+
+    def __call__(self, configuration):
+        if self.clock() - self.read_at < TOKEN_REFRESH_SECONDS:
+            return
+        self.read_at = self.clock()
+        try:
+            token = _read_token(self.path)
+        except (IOError, OSError):
+            return  # keep the token we have; the API answers 401 if it really expired
+        if token:
+            configuration.api_key = {"authorization": "Bearer %s" % token}
+
+
+def _load_incluster(configuration, environ=None):
+    """Configure the pod's service account; False (nothing changed) outside a cluster, as the kubernetes client decides."""
+    environ = os.environ if environ is None else environ
+    host = environ.get("KUBERNETES_SERVICE_HOST")
+    port = environ.get("KUBERNETES_SERVICE_PORT")
+    token_path = os.path.join(SERVICE_ACCOUNT_DIR, "token")
+    ca_path = os.path.join(SERVICE_ACCOUNT_DIR, "ca.crt")
+    if not host or not port or not os.path.isfile(token_path) or not os.path.isfile(ca_path):
+        return False
+    token = _read_token(token_path)
+    if not token:
+        return False
+    if ":" in host or "%" in host:
+        host = "[%s]" % host  # an IPv6 address
+    configuration.host = "https://%s:%s" % (host, port)
+    configuration.ssl_ca_cert = ca_path
+    configuration.api_key = {"authorization": "Bearer %s" % token}
+    configuration.refresh_api_key_hook = _TokenFileRefresh(token_path)
+    return True
+
+
+class _NeedsKubernetes(Exception):
+    """A kubeconfig this module does not interpret itself (exec or auth-provider user, merged files)."""
+
+
 def _load_kubeconfig(configuration, kubeconfig, context):
-    if isinstance(kubeconfig, dict):
-        kubernetes.config.load_kube_config_from_dict(config_dict=kubeconfig, context=context, client_configuration=configuration)
-    else:
-        kubernetes.config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    """Configure from a kubeconfig (a dict, a path, else $KUBECONFIG or ~/.kube/config); may return a kubernetes Configuration."""
+    if not isinstance(kubeconfig, dict):
+        kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    try:
+        if isinstance(kubeconfig, dict):
+            _apply_kubeconfig(configuration, kubeconfig, context, None)
+        else:
+            config, base_dir = _read_kubeconfig(kubeconfig)
+            _apply_kubeconfig(configuration, config, context, base_dir)
+    except _NeedsKubernetes:
+        return _kubernetes_configuration(kubeconfig, context)
+    return configuration
+
+
+def _read_kubeconfig(path):
+    paths = [part for part in path.split(os.pathsep) if part]
+    if len(paths) > 1:
+        raise _NeedsKubernetes()  # several files are merged, with rules the kubernetes client implements
+    path = os.path.expanduser(paths[0] if paths else path)
+    if not os.path.exists(path):
+        raise ConfigError("Invalid kube-config file. No configuration found at %s." % path)
+    import yaml  # pylint: disable=import-outside-toplevel  # PyYAML comes with ansible-core; not needed without a kubeconfig
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path, "rb") as handle:
+        config = yaml.load(handle, Loader=loader)  # nosec: a safe loader
+    if not isinstance(config, dict):
+        raise ConfigError("Invalid kube-config file %s. No configuration found." % path)
+    return config, os.path.dirname(os.path.abspath(path))
+
+
+def _named(config, section, name):
+    """The entry `name` of a kubeconfig list such as clusters (its inner dict)."""
+    key = section[:-1]  # clusters -> cluster
+    for entry in config.get(section) or []:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            return entry.get(key) or {}
+    raise ConfigError("Invalid kube-config file. Expected object with name %s in %s list" % (name, section))
+
+
+def _apply_kubeconfig(configuration, config, context, base_dir):
+    """What the kubernetes client's KubeConfigLoader does, for the user kinds without code to run."""
+    context = context or config.get("current-context")
+    if not context:
+        raise ConfigError("Invalid kube-config file. Expected key current-context in kube-config")
+    selected = _named(config, "contexts", context)
+    cluster = _named(config, "clusters", selected.get("cluster"))
+    try:
+        user = _named(config, "users", selected["user"]) if selected.get("user") else {}
+    except ConfigError:
+        user = {}  # the kubernetes client, too, goes on without credentials
+
+    # The kubernetes client's order: auth-provider, token or tokenFile, exec, username/password.
+    if "auth-provider" in user:
+        raise _NeedsKubernetes()
+    token = user.get("token")
+    if not token and user.get("tokenFile"):
+        token = _read_token(_kubeconfig_path(user["tokenFile"], base_dir))
+    if token:
+        configuration.api_key = {"authorization": "Bearer %s" % token}
+    elif "exec" in user:
+        raise _NeedsKubernetes()
+    elif "username" in user and "password" in user:
+        configuration.api_key = urllib3.util.make_headers(basic_auth="%s:%s" % (user["username"], user["password"]))
+
+    if "server" in cluster:
+        configuration.host = cluster["server"].rstrip("/")
+        # Like the kubernetes client: certificates only mean something over TLS.
+        if configuration.host.startswith("https"):
+            configuration.ssl_ca_cert = _file_or_data(cluster, "certificate-authority", base_dir)
+            configuration.cert_file = _file_or_data(user, "client-certificate", base_dir)
+            configuration.key_file = _file_or_data(user, "client-key", base_dir)
+    if "insecure-skip-tls-verify" in cluster:
+        configuration.verify_ssl = not cluster["insecure-skip-tls-verify"]
+    if "tls-server-name" in cluster:
+        configuration.tls_server_name = cluster["tls-server-name"]
+    if "proxy-url" in cluster:
+        configuration.proxy = cluster["proxy-url"]
+
+
+def _kubeconfig_path(path, base_dir):
+    """Relative paths in a kubeconfig file are relative to its directory (a dict's to the working directory)."""
+    path = os.path.expanduser(path)
+    return os.path.join(base_dir, path) if base_dir else path
+
+
+def _file_or_data(section, key, base_dir):
+    """Path of `key`, or of a private temporary file holding the base64 `key`-data."""
+    data = section.get(key + "-data")
+    if data:
+        return _temp_file(base64.standard_b64decode(data))
+    if section.get(key):
+        return _kubeconfig_path(section[key], base_dir)
+    return None
+
+
+_TEMP_FILES = {}
+
+
+def _temp_file(content):
+    """A 0600 file with `content` (once per content), removed when the process exits: urllib3 wants paths."""
+    digest = hashlib.sha256(content).hexdigest()
+    path = _TEMP_FILES.get(digest)
+    if path is None or not os.path.exists(path):
+        if not _TEMP_FILES:
+            atexit.register(_remove_temp_files)
+        fd, path = tempfile.mkstemp(prefix="cloudkit-kube-")  # mkstemp creates it 0600
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        _TEMP_FILES[digest] = path
+    return path
+
+
+def _remove_temp_files():
+    for path in _TEMP_FILES.values():
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    _TEMP_FILES.clear()
+
+
+def _kubernetes_configuration(kubeconfig, context):
+    """The kubernetes client loads the kubeconfig: exec plugins and auth providers need its code and token refresh."""
+    try:
+        import kubernetes.client  # pylint: disable=import-outside-toplevel  # slow: only for these kubeconfigs
+        import kubernetes.config  # pylint: disable=import-outside-toplevel
+    except ImportError as exc:
+        raise KubernetesRequired("this kubeconfig's user (exec or auth-provider) needs the kubernetes Python client: %s" % exc, exc) from exc
+    configuration = kubernetes.client.Configuration()
+    try:
+        if isinstance(kubeconfig, dict):
+            kubernetes.config.load_kube_config_from_dict(config_dict=kubeconfig, context=context, client_configuration=configuration)
+        else:
+            kubernetes.config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    except kubernetes.config.ConfigException as exc:
+        raise ConfigError(str(exc)) from exc
+    return configuration
 
 
 class KubeClient(object):
-    """Thin JSON-over-HTTP client on top of kubernetes' connection handling.
+    """Thin JSON-over-HTTP client on a urllib3 pool.
 
-    kubernetes.client supplies TLS, proxies, kubeconfig and token refresh; the
-    requests themselves go through its urllib3 pool, which works the same with
-    every kubernetes client release and lets watches stream.
+    `api_client` is an ApiClient of this module or a kubernetes.client.ApiClient
+    (the exec/auth-provider fallback): both carry the configuration (TLS,
+    proxy, credentials and their refresh hook) and the urllib3 pool the
+    requests go through, which lets watches stream.
     """
 
     def __init__(self, api_client, retry=None, request_timeout=DEFAULT_REQUEST_TIMEOUT, resources=None):
@@ -356,10 +676,16 @@ class KubeClient(object):
     @classmethod
     def from_options(cls, options=None, retry=None, request_timeout=DEFAULT_REQUEST_TIMEOUT, resources=None):
         """A client from kubernetes.core-style connection options (env fallbacks applied)."""
-        if KUBERNETES_IMPORT_ERROR is not None:
-            raise KUBERNETES_IMPORT_ERROR
+        if URLLIB3_IMPORT_ERROR is not None:
+            raise URLLIB3_IMPORT_ERROR
         configuration = build_configuration(resolve_connection_options(options))
-        return cls(kubernetes.client.ApiClient(configuration), retry=retry, request_timeout=request_timeout, resources=resources)
+        if isinstance(configuration, Configuration):
+            api_client = ApiClient(configuration)
+        else:
+            # Loaded by the kubernetes client (exec or auth-provider user), which is imported by now.
+            import kubernetes.client  # pylint: disable=import-outside-toplevel
+            api_client = kubernetes.client.ApiClient(configuration)
+        return cls(api_client, retry=retry, request_timeout=request_timeout, resources=resources)
 
     @property
     def host(self):

@@ -9,9 +9,10 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_requ
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.envelope import EnvelopeError, identify
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import (
-    KUBERNETES_IMPORT_ERROR,
+    URLLIB3_IMPORT_ERROR,
     KubeClient,
     KubeError,
+    KubernetesRequired,
     NotFound,
     auth_argument_spec,
     contract_resources,
@@ -44,11 +45,15 @@ class KubeModule(AnsibleModule):
     @property
     def client(self):
         if self._client is None:
-            if KUBERNETES_IMPORT_ERROR is not None:
-                self.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+            if URLLIB3_IMPORT_ERROR is not None:
+                self.fail_json(msg=missing_required_lib("urllib3"), exception=str(URLLIB3_IMPORT_ERROR))
             options = dict((option, self.params.get(option)) for option in auth_argument_spec())
             try:
                 self._client = KubeClient.from_options(options)
+            except KubernetesRequired as exc:
+                # Only kubeconfig users with exec or auth-provider need the kubernetes client.
+                self.fail_json(msg=missing_required_lib("kubernetes", reason="for a kubeconfig user with exec or auth-provider"),
+                               exception=str(exc.import_error))
             except Exception as exc:  # kubeconfig and in-cluster loading raise several types
                 self.fail_json(msg="cannot configure the Kubernetes client: %s" % exc)
         return self._client

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import stat
+import subprocess
+import sys
 
 import pytest
+import urllib3
 import yaml
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
-
-kubernetes = pytest.importorskip("kubernetes")
 
 
 class FakeResponse:
@@ -61,11 +65,11 @@ def sleeps():
 
 @pytest.fixture
 def client(sleeps):
-    configuration = kubernetes.client.Configuration()
+    configuration = kube.Configuration()
     configuration.host = "https://api.example.test:6443"
     configuration.api_key = {"authorization": "Bearer s3cret"}
     retry = kube.Retry(attempts=3, base_delay=0.1, max_delay=2.0, sleep=sleeps.append)
-    return kube.KubeClient(kubernetes.client.ApiClient(configuration), retry=retry)
+    return kube.KubeClient(kube.ApiClient(configuration), retry=retry)
 
 
 def use(client, monkeypatch, *answers):
@@ -148,14 +152,312 @@ def test_without_any_option_falls_back_to_in_cluster_then_home_kubeconfig(tmp_pa
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    with pytest.raises(kubernetes.config.ConfigException):
+    with pytest.raises(kube.ConfigError, match="No configuration found"):
         kube.build_configuration(kube.resolve_connection_options({}, environ={}))
     (tmp_path / ".kube").mkdir()
     write_kubeconfig(tmp_path / ".kube" / "config", {"home": ("http://127.0.0.1:3", "t3")})
-    # the kubernetes client reads the default path when it imports
-    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / ".kube" / "config"))
     configuration = kube.build_configuration(kube.resolve_connection_options({}, environ={}))
     assert configuration.host == "http://127.0.0.1:3"
+    assert bearer(configuration) == "Bearer t3"
+
+
+def test_kubeconfig_environment_variable_is_the_default_path(tmp_path, monkeypatch):
+    path = write_kubeconfig(tmp_path / "elsewhere", {"env": ("http://127.0.0.1:4", "t4")})
+    monkeypatch.setenv("KUBECONFIG", path)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    configuration = kube.build_configuration(kube.resolve_connection_options({}, environ={}))
+    assert configuration.host == "http://127.0.0.1:4"
+
+
+# -- kubeconfig forms, read without the kubernetes client ---------------------------
+
+
+def b64(data):
+    return base64.standard_b64encode(data).decode()
+
+
+def kubeconfig(cluster, user, context_extra=None, name="c"):
+    """A one-context kubeconfig dict."""
+    return {
+        "apiVersion": "v1", "kind": "Config", "current-context": name,
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": name, "user": user}],
+        "contexts": [{"name": name, "context": dict({"cluster": name, "user": name}, **(context_extra or {}))}],
+    }
+
+
+def configure(options):
+    return kube.build_configuration(kube.resolve_connection_options(options, environ={}))
+
+
+def pool_kw(configuration):
+    return kube.ApiClient(configuration).rest_client.pool_manager.connection_pool_kw
+
+
+@pytest.fixture
+def no_fallback(monkeypatch):
+    """Fails the test if the kubernetes client would be asked to load the kubeconfig."""
+    def refuse(kubeconfig, context):
+        raise AssertionError("the kubernetes client fallback was used for %r" % (kubeconfig,))
+    monkeypatch.setattr(kube, "_kubernetes_configuration", refuse)
+
+
+def test_token_kubeconfig_as_dict(no_fallback):
+    configuration = configure({"kubeconfig": kubeconfig({"server": "https://api.test:6443/"}, {"token": "abc"})})
+    assert isinstance(configuration, kube.Configuration)
+    assert configuration.host == "https://api.test:6443"
+    assert bearer(configuration) == "Bearer abc"
+    assert configuration.verify_ssl is True
+    assert configuration.ssl_ca_cert is None and configuration.cert_file is None
+    assert pool_kw(configuration)["cert_reqs"] == kube.ssl.CERT_REQUIRED
+
+
+def test_token_file_and_ca_paths_are_relative_to_the_kubeconfig(tmp_path, monkeypatch, no_fallback):
+    directory = tmp_path / "conf"
+    directory.mkdir()
+    (directory / "token").write_text("from-file\n")
+    (directory / "ca.crt").write_text("CA")
+    (directory / "config").write_text(yaml.safe_dump(kubeconfig(
+        {"server": "https://api.test:6443", "certificate-authority": "ca.crt"},
+        {"tokenFile": "token", "client-certificate": "tls.crt", "client-key": "/abs/tls.key"})))
+    monkeypatch.chdir(tmp_path)  # not the kubeconfig's directory
+    configuration = configure({"kubeconfig": str(directory / "config")})
+    assert bearer(configuration) == "Bearer from-file", "read from the file, without its newline"
+    assert configuration.ssl_ca_cert == str(directory / "ca.crt")
+    assert configuration.cert_file == str(directory / "tls.crt")
+    assert configuration.key_file == "/abs/tls.key"
+    assert pool_kw(configuration)["ca_certs"] == str(directory / "ca.crt")
+
+
+def test_inline_token_wins_over_token_file(no_fallback):
+    configuration = configure({"kubeconfig": kubeconfig({"server": "http://h:1"}, {"token": "inline", "tokenFile": "/nonexistent"})})
+    assert bearer(configuration) == "Bearer inline"
+
+
+def test_certificate_data_goes_to_private_temporary_files(no_fallback):
+    config = kubeconfig(
+        {"server": "https://api.test:6443", "certificate-authority-data": b64(b"CA PEM")},
+        {"client-certificate-data": b64(b"CERT PEM"), "client-key-data": b64(b"KEY PEM")})
+    configuration = configure({"kubeconfig": config})
+    paths = {configuration.ssl_ca_cert: b"CA PEM", configuration.cert_file: b"CERT PEM", configuration.key_file: b"KEY PEM"}
+    assert len(paths) == 3
+    for path, content in paths.items():
+        with open(path, "rb") as handle:
+            assert handle.read() == content
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert configure({"kubeconfig": config}).key_file == configuration.key_file, "the same data is written once"
+    kw = pool_kw(configuration)
+    assert (kw["ca_certs"], kw["cert_file"], kw["key_file"]) == (configuration.ssl_ca_cert, configuration.cert_file, configuration.key_file)
+    assert bearer_or_none(configuration) is None
+    kube._remove_temp_files()  # what runs at exit
+    assert not any(os.path.exists(path) for path in paths)
+
+
+def bearer_or_none(configuration):
+    return configuration.auth_settings().get("BearerToken", {}).get("value")
+
+
+def test_certificates_are_ignored_for_plain_http(no_fallback):
+    config = kubeconfig({"server": "http://api.test:8080", "certificate-authority": "/ca.crt"}, {"client-certificate": "/c", "client-key": "/k"})
+    configuration = configure({"kubeconfig": config})
+    assert (configuration.ssl_ca_cert, configuration.cert_file, configuration.key_file) == (None, None, None)
+
+
+def test_insecure_skip_tls_verify_and_tls_server_name(no_fallback):
+    config = kubeconfig({"server": "https://10.0.0.1:6443", "insecure-skip-tls-verify": True, "tls-server-name": "api.internal"}, {"token": "t"})
+    configuration = configure({"kubeconfig": config})
+    assert configuration.verify_ssl is False
+    assert configuration.tls_server_name == "api.internal"
+    kw = pool_kw(configuration)
+    assert kw["cert_reqs"] == kube.ssl.CERT_NONE
+    assert kw["server_hostname"] == "api.internal"
+    assert configure({"kubeconfig": config, "validate_certs": True}).verify_ssl is True, "the option overrides the kubeconfig"
+
+
+def test_basic_auth_user(no_fallback):
+    configuration = configure({"kubeconfig": kubeconfig({"server": "http://h:1"}, {"username": "ann", "password": "pw"})})
+    assert bearer_or_none(configuration) == "Basic " + b64(b"ann:pw")
+
+
+def test_context_selection_and_unknown_context(tmp_path, no_fallback):
+    path = write_kubeconfig(tmp_path / "config", {"one": ("http://127.0.0.1:1", "t1"), "two": ("http://127.0.0.1:2", "t2")})
+    assert configure({"kubeconfig": path, "context": "two"}).host == "http://127.0.0.1:2"
+    with pytest.raises(kube.ConfigError, match="three"):
+        configure({"kubeconfig": path, "context": "three"})
+    config = yaml.safe_load(open(path))
+    del config["current-context"]
+    with pytest.raises(kube.ConfigError, match="current-context"):
+        configure({"kubeconfig": config})
+
+
+def test_missing_kubeconfig_file_is_a_config_error(tmp_path, no_fallback):
+    with pytest.raises(kube.ConfigError, match="No configuration found"):
+        configure({"kubeconfig": str(tmp_path / "absent")})
+
+
+def test_kubeconfig_proxy_url_with_credentials(no_fallback):
+    config = kubeconfig({"server": "https://api.test:6443", "proxy-url": "http://u%40x:p@proxy.test:3128"}, {"token": "t"})
+    configuration = configure({"kubeconfig": config})
+    assert configuration.proxy == "http://u%40x:p@proxy.test:3128"
+    manager = kube.ApiClient(configuration).rest_client.pool_manager
+    assert isinstance(manager, urllib3.ProxyManager)
+    assert manager.proxy.host == "proxy.test" and manager.proxy.port == 3128
+    assert manager.proxy_headers["proxy-authorization"] == "Basic " + b64(b"u@x:p")
+
+
+@pytest.mark.parametrize("no_proxy, bypassed", [
+    ("api.test", True), (".test", True), ("api.test:6443", True), ("other.test,*", True), ("10.0.0.0/8", False), ("api.test2", False), (None, False),
+])
+def test_no_proxy_bypasses_the_proxy(no_proxy, bypassed):
+    configuration = configure({"host": "https://api.test:6443", "api_key": "t", "proxy": "http://proxy.test:3128", "no_proxy": no_proxy})
+    manager = kube.ApiClient(configuration).rest_client.pool_manager
+    assert isinstance(manager, urllib3.ProxyManager) is not bypassed
+
+
+def test_no_proxy_cidr_matches_an_ip_host():
+    assert kube.bypass_proxy("https://10.1.2.3:6443", "10.0.0.0/8")
+    assert not kube.bypass_proxy("https://11.1.2.3:6443", "10.0.0.0/8")
+
+
+def test_explicit_client_certificate_options_need_no_kubeconfig(tmp_path, monkeypatch, no_fallback):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    options = {"host": "https://h:6443", "client_cert": "/c.crt", "client_key": "/c.key", "ca_cert": "/ca.crt", "validate_certs": False}
+    configuration = configure(options)
+    kw = pool_kw(configuration)
+    assert (kw["cert_file"], kw["key_file"], kw["ca_certs"], kw["cert_reqs"]) == ("/c.crt", "/c.key", "/ca.crt", kube.ssl.CERT_NONE)
+    assert bearer_or_none(configuration) is None
+
+
+# -- in-cluster service account ------------------------------------------------------
+
+
+@pytest.fixture
+def service_account(tmp_path, monkeypatch):
+    directory = tmp_path / "serviceaccount"
+    directory.mkdir()
+    (directory / "token").write_text("sa-token-1\n")
+    (directory / "ca.crt").write_text("CA")
+    monkeypatch.setattr(kube, "SERVICE_ACCOUNT_DIR", str(directory))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    return directory
+
+
+def test_in_cluster_service_account(service_account, no_fallback):
+    configuration = configure({})
+    assert configuration.host == "https://10.96.0.1:443"
+    assert configuration.ssl_ca_cert == str(service_account / "ca.crt")
+    assert bearer(configuration) == "Bearer sa-token-1"
+
+
+def test_in_cluster_token_is_reread_after_a_while(service_account, no_fallback):
+    configuration = configure({})
+    (service_account / "token").write_text("sa-token-2")
+    assert bearer(configuration) == "Bearer sa-token-1", "not re-read on every request"
+    configuration.refresh_api_key_hook.read_at -= kube.TOKEN_REFRESH_SECONDS + 1
+    assert bearer(configuration) == "Bearer sa-token-2"
+    (service_account / "token").unlink()
+    configuration.refresh_api_key_hook.read_at -= kube.TOKEN_REFRESH_SECONDS + 1
+    assert bearer(configuration) == "Bearer sa-token-2", "a vanished file keeps the last token"
+
+
+def test_in_cluster_ipv6_host_and_explicit_token_is_not_refreshed_away(service_account, monkeypatch, no_fallback):
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+    configuration = configure({"api_key": "explicit"})
+    assert configuration.host == "https://[fd00::1]:443"
+    assert configuration.refresh_api_key_hook is None
+    assert bearer(configuration) == "Bearer explicit"
+
+
+def test_outside_a_cluster_without_token_file_the_home_kubeconfig_is_used(service_account, tmp_path, no_fallback):
+    (service_account / "token").unlink()
+    (tmp_path / ".kube").mkdir()
+    write_kubeconfig(tmp_path / ".kube" / "config", {"home": ("http://127.0.0.1:3", "t3")})
+    assert configure({}).host == "http://127.0.0.1:3"
+
+
+# -- the kubernetes client, only for exec and auth-provider users --------------------
+
+
+@pytest.mark.parametrize("user", [
+    {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "get-token"}},
+    {"auth-provider": {"name": "oidc", "config": {}}, "token": "ignored: auth-provider comes first"},
+])
+def test_exec_and_auth_provider_users_go_to_the_kubernetes_client(monkeypatch, user):
+    calls = []
+    sentinel = object()
+
+    def fallback(config, context):
+        calls.append((config, context))
+        return sentinel
+
+    monkeypatch.setattr(kube, "_kubernetes_configuration", fallback)
+    config = kubeconfig({"server": "https://api.test:6443"}, user)
+    assert kube.build_configuration(kube.resolve_connection_options({"kubeconfig": config, "context": "c"}, environ={})) is sentinel
+    assert calls == [(config, "c")]
+
+
+def test_merged_kubeconfig_paths_go_to_the_kubernetes_client(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(kube, "_kubernetes_configuration", lambda config, context: calls.append((config, context)) or kube.Configuration())
+    paths = os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "b")])
+    monkeypatch.setenv("KUBECONFIG", paths)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    configure({})
+    assert calls == [(paths, None)]
+
+
+def test_exec_user_is_loaded_by_the_kubernetes_client(tmp_path):
+    kubernetes = pytest.importorskip("kubernetes")
+    credential = {"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential", "status": {"token": "from-exec"}}
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable,
+                     "args": ["-c", "print(%r)" % json.dumps(credential)]}}
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(kubeconfig({"server": "http://127.0.0.1:5"}, user)))
+    configuration = configure({"kubeconfig": str(path)})
+    assert isinstance(configuration, kubernetes.client.Configuration)
+    assert configuration.host == "http://127.0.0.1:5"
+    assert bearer(configuration) == "Bearer from-exec"
+    client = kube.KubeClient.from_options({"kubeconfig": str(path)})
+    assert isinstance(client.api_client, kubernetes.client.ApiClient)
+    assert client._headers()["authorization"] == "Bearer from-exec"
+
+
+def test_without_the_kubernetes_client_an_exec_user_raises_kubernetes_required(monkeypatch):
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # import kubernetes now raises ImportError
+    config = kubeconfig({"server": "https://api.test:6443"}, {"exec": {"command": "x"}})
+    with pytest.raises(kube.KubernetesRequired) as caught:
+        configure({"kubeconfig": config})
+    assert isinstance(caught.value.import_error, ImportError)
+    assert isinstance(caught.value, kube.ConfigError)
+
+
+def test_common_configurations_never_import_kubernetes(tmp_path):
+    path = write_kubeconfig(tmp_path / "config", {"one": ("http://127.0.0.1:1", "t1")})
+    code = "\n".join([
+        "import sys",
+        "from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube",
+        "client = kube.KubeClient.from_options({'kubeconfig': %r})" % path,
+        "assert client._headers()['authorization'] == 'Bearer t1'",
+        "kube.KubeClient.from_options({'host': 'https://h:6443', 'api_key': 'k'})",
+        "loaded = sorted(name for name in sys.modules if name.split('.')[0] == 'kubernetes')",
+        "assert not loaded, loaded",
+    ])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=str(tmp_path))
+
+
+def test_kubernetes_configuration_still_works_with_kube_client(monkeypatch):
+    kubernetes = pytest.importorskip("kubernetes")
+    configuration = kubernetes.client.Configuration()
+    configuration.host = "https://api.example.test:6443"
+    configuration.api_key = {"authorization": "Bearer k8s"}
+    client = kube.KubeClient(kubernetes.client.ApiClient(configuration), retry=kube.NO_RETRY)
+    recorder = use(client, monkeypatch, FakeResponse(body={"ok": True}))
+    assert client.request("GET", "/version") == {"ok": True}
+    assert recorder.calls[0]["headers"]["authorization"] == "Bearer k8s"
 
 
 # -- paths and resources ----------------------------------------------------------
@@ -370,3 +672,28 @@ def test_wait_for_asks_again_after_a_quiet_window():
                           tick_interval=1, clock=lambda: next(ticks))
     assert found["metadata"]["name"] == "vm1"
     assert client.watches == 2
+
+
+@pytest.mark.parametrize("user, needs_kubernetes", [({"exec": {"command": "x"}}, True), ({"token": "t"}, False)])
+def test_module_asks_for_the_kubernetes_client_only_for_exec_users(monkeypatch, user, needs_kubernetes):
+    testing = pytest.importorskip("ansible.module_utils.testing")
+    from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import KubeModule
+
+    class Failed(Exception):
+        pass
+
+    def fail_json(**result):
+        raise Failed(result)
+
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # not installed
+    with testing.patch_module_args({"kubeconfig": kubeconfig({"server": "http://127.0.0.1:1"}, user)}):
+        module = KubeModule({})
+    monkeypatch.setattr(module, "fail_json", fail_json)
+    if not needs_kubernetes:
+        assert module.client.host == "http://127.0.0.1:1"
+        return
+    with pytest.raises(Failed) as failed:
+        module.client  # pylint: disable=pointless-statement
+    result = failed.value.args[0]
+    assert "kubernetes" in result["msg"] and "exec or auth-provider" in result["msg"]
+    assert "cannot configure" not in result["msg"], "reported as a missing library, not a configuration error"
