@@ -38,6 +38,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import
     API_VERSION,
     COMPUTE_INSTANCE_KIND,
     COMPUTE_INSTANCE_PLURAL,
+    Names,
     TENANT_KIND,
     TENANT_PLURAL,
     USER_AGENT,
@@ -705,6 +706,11 @@ class KubeClient(object):
     def resource(self, api_version, kind):
         """The Resource for apiVersion/kind; discovery only for unknown kinds, once per group version."""
         key = (api_version, kind)
+        group, sep, version = api_version.rpartition("/")
+        if key not in self._resources and sep and version == API_VERSION and kind in (COMPUTE_INSTANCE_KIND, TENANT_KIND):
+            # The contract fixes these kinds' plurals in any group (CONTRACT section 1): no discovery round trip.
+            for resource in contract_resources(Names(group)):
+                self.register(resource)
         if key not in self._resources and api_version not in self._discovered:
             self._discover(api_version)
         try:

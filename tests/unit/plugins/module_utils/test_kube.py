@@ -697,3 +697,12 @@ def test_module_asks_for_the_kubernetes_client_only_for_exec_users(monkeypatch, 
     result = failed.value.args[0]
     assert "kubernetes" in result["msg"] and "exec or auth-provider" in result["msg"]
     assert "cannot configure" not in result["msg"], "reported as a missing library, not a configuration error"
+
+
+def test_contract_kinds_need_no_discovery():
+    """ComputeInstance and Tenant of any group resolve from the contract, without a discovery request."""
+    client = kube.KubeClient(kube.ApiClient(kube.Configuration()))
+    client._discover = None  # a discovery attempt would fail the test: None is not callable
+    resource = client.resource("osac.openshift.io/v1alpha1", "ComputeInstance")
+    assert (resource.plural, resource.group) == ("computeinstances", "osac.openshift.io")
+    assert client.resource("cloudkit.openshift.io/v1alpha1", "Tenant").plural == "tenants"
