@@ -339,7 +339,7 @@ def test_converges_under_faults(objs, stand_in):
     for name in names:
         objs.create('virtualmachines', vm_body(name, templates=[(f'{name}-root', IMAGE)]), retries=20)
     try:
-        wait_for(lambda: all(vm_ready(objs, n) for n in names), 25, 'all 10 VMs Ready under faults', interval=0.2)
+        wait_for(lambda: all(vm_ready(objs, n) for n in names), 60, 'all 10 VMs Ready under faults', interval=0.2)
     finally:
         stand_in.faults.clear()
     for name in names:
