@@ -12,7 +12,15 @@ from __future__ import annotations
 import datetime
 import time
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import Forbidden, NotFound, WaitTimeout, wait_for
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Retry,
+    WaitTimeout,
+    wait_for,
+)
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import (
     DELETE_ORDER,
     FAILED_PRINTABLE_STATUSES,
@@ -26,6 +34,26 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt imp
     vm_state,
     vmi_ready,
 )
+
+# Writes here carry no precondition (merge patches, deletes, creates), so nothing they were decided from can be stale:
+# a 409 Conflict is the API server's own update retries running out under contention (KubeVirt's controllers write the
+# same objects). Sending the same write again is safe; failing the job would leave a delete blocked for nothing.
+CONFLICT_RETRY = Retry(attempts=5, base_delay=0.1, max_delay=1.0)
+
+
+def retry_conflicts(write, *args, **kwargs):
+    """``write(*args, **kwargs)``, sent again (bounded, with jitter) when answered 409 Conflict; AlreadyExists is raised."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return write(*args, **kwargs)
+        except AlreadyExists:
+            raise
+        except Conflict:
+            if attempt >= CONFLICT_RETRY.attempts:
+                raise
+            CONFLICT_RETRY.sleep(CONFLICT_RETRY.delay(attempt))
 
 
 def _ref(manifest_or_object):
@@ -107,7 +135,7 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
         live = client.get_or_none(resource, manifest["metadata"]["name"], namespace)
         if live is None:
             if not check_mode:
-                client.create(resource, manifest, namespace)
+                retry_conflicts(client.create, resource, manifest, namespace)
             outcome.created.append(_ref(manifest))
             continue
         if resource is VIRTUAL_MACHINE:
@@ -119,7 +147,7 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
             if resource is VIRTUAL_MACHINE and "spec" in mutable:
                 template_changed = live.get("spec", {}).get("template") != manifest["spec"]["template"]
             if not check_mode:
-                client.patch(resource, manifest["metadata"]["name"], update_patch(manifest, mutable), namespace)
+                retry_conflicts(client.patch, resource, manifest["metadata"]["name"], update_patch(manifest, mutable), namespace)
             outcome.updated.append(_ref(manifest))
 
     running = params.get("run_strategy", "Always") != "Halted"
@@ -129,7 +157,7 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
         # Deleting the VMI is what a KubeVirt restart does; the VM controller starts a new one.
         if not check_mode:
             try:
-                client.delete(VIRTUAL_MACHINE_INSTANCE, instance.name, namespace)
+                retry_conflicts(client.delete, VIRTUAL_MACHINE_INSTANCE, instance.name, namespace)
             except NotFound:
                 pass
         outcome.restarted_at = restart_at or _utc_now()
@@ -137,6 +165,11 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
             outcome.notes.append("VirtualMachine template changed: restarted to apply it")
     elif template_changed and running:
         outcome.notes.append("VirtualMachine template changed: it applies at the next restart")
+    if restart_at and not outcome.restarted_at:
+        # No running VMI to restart (the VM is new, its VMI is not up yet, or it is halted): its next start comes after
+        # the request, which serves it. Reporting it served records lastRestartedAt, so no later run restarts for it.
+        outcome.restarted_at = restart_at
+        outcome.notes.append("restart requested at %s: served by the VM's next start (it was not running)" % restart_at)
 
     if check_mode or not wait:
         outcome.message = "objects %s" % ("would be applied" if check_mode else "applied; not waiting")
@@ -197,7 +230,7 @@ def ensure_absent(client, instance_name, uid, names, namespace, check_mode=False
     vm = client.get_or_none(VIRTUAL_MACHINE, instance_name, namespace)
     if vm is not None and (vm.get("spec") or {}).get("runStrategy") != "Halted":
         if not check_mode:
-            client.patch(VIRTUAL_MACHINE, instance_name, {"spec": {"runStrategy": "Halted"}}, namespace)
+            retry_conflicts(client.patch, VIRTUAL_MACHINE, instance_name, {"spec": {"runStrategy": "Halted"}}, namespace)
         outcome.updated.append(_ref(vm) + " (stopped)")
         if wait and not check_mode:
             outcome.waited_on = "VirtualMachineInstance %s/%s to stop" % (namespace, instance_name)
@@ -217,7 +250,7 @@ def ensure_absent(client, instance_name, uid, names, namespace, check_mode=False
             targets.append((resource, obj))
             if not check_mode:
                 try:
-                    client.delete(resource, obj["metadata"]["name"], namespace)
+                    retry_conflicts(client.delete, resource, obj["metadata"]["name"], namespace)
                 except NotFound:
                     continue
             outcome.deleted.append(_ref(dict(obj, kind=resource.kind)))

@@ -20,7 +20,6 @@ import time
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import (
     STATIC_RESOURCES,
-    AlreadyExists,
     Conflict,
     Gone,
     NotFound,
@@ -127,7 +126,8 @@ class InstanceLock(object):
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": self._spec()}
             try:
                 return True, self.client.create(LEASE, body, self.namespace), None, False
-            except AlreadyExists:
+            except Conflict:
+                # AlreadyExists: another job was first. Any other 409 refused the create. Either way: read, decide again.
                 return False, self.read(), None, False
         current = holder_of(lease)
         try:

@@ -134,7 +134,8 @@ notes:
   type: list
   elements: str
 restarted_at:
-  description: The C(spec.restartRequestedAt) served by a restart (or the restart time after a template change); null otherwise.
+  description: The C(spec.restartRequestedAt) served by a restart, or by the VM's next start when it was not running (or the restart
+    time after a template change); null otherwise.
   returned: always
   type: str
 waited_on:

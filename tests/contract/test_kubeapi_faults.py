@@ -50,6 +50,20 @@ def test_fault_filters_by_method_and_path(stand_in, api_client, namespace):
     assert info.value.status == 500
 
 
+def test_conflicts_on_writes_only(stand_in, api_client, namespace):
+    core = client.CoreV1Api(api_client)
+    stand_in.faults.set(error_rate=1.0, error_codes=(409,), conflicts_on_writes_only=True)
+    assert core.read_namespace(namespace).metadata.name == namespace, 'a read is never answered 409'
+    with pytest.raises(client.ApiException) as info:
+        core.create_namespaced_config_map(namespace, {'metadata': {'name': 'x'}})
+    assert info.value.status == 409
+    stand_in.faults.set(error_rate=1.0, error_codes=(409, 500), conflicts_on_writes_only=True)
+    with pytest.raises(client.ApiException) as info:
+        core.read_namespace(namespace)
+    assert info.value.status == 500, 'a read picked for a 409 gets another of the codes'
+    stand_in.faults.clear()  # before the namespace fixture deletes its namespace
+
+
 def test_partial_error_rate_is_seedable(stand_in, api_client):
     core = client.CoreV1Api(api_client)
 

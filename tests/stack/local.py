@@ -169,6 +169,10 @@ class LocalStack:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return None
 
+    def rulebook_exit_code(self) -> int | None:
+        """ansible-rulebook's exit code once it has exited on its own (negative: the signal); None while it runs or if not started."""
+        return None if self._rulebook is None else self._rulebook.poll()
+
     def rulebook_output(self) -> str:
         """What ansible-rulebook printed so far."""
         if self._rulebook_log is None:

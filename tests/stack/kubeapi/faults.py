@@ -14,6 +14,8 @@ _FAULT_BODIES = {
     500: ('InternalError', 'Internal error occurred: injected fault'),
     503: ('ServiceUnavailable', 'the server is currently unable to handle the request'),
 }
+# Requests a real API server can answer 409 Conflict: writes (a read or a watch never conflicts).
+_WRITE_METHODS = frozenset(('POST', 'PUT', 'PATCH', 'DELETE'))
 
 
 @dataclass(frozen=True)
@@ -26,13 +28,14 @@ class FaultConfig:
     cut_watches_after: float | None = None
     methods: tuple | None = None
     path_regex: str | None = None
+    conflicts_on_writes_only: bool = False
     compiled: re.Pattern | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict:
         """JSON form used by the admin endpoint."""
         return {'error_rate': self.error_rate, 'error_codes': list(self.error_codes), 'latency': self.latency,
                 'cut_watches_after': self.cut_watches_after, 'methods': list(self.methods) if self.methods else None,
-                'path_regex': self.path_regex}
+                'path_regex': self.path_regex, 'conflicts_on_writes_only': self.conflicts_on_writes_only}
 
 
 class FaultSwitch:
@@ -49,8 +52,12 @@ class FaultSwitch:
         return self._config
 
     def set(self, error_rate: float = 0.0, error_codes=(500,), latency: float = 0.0, cut_watches_after: float | None = None,
-            methods=None, path_regex: str | None = None, seed: int | None = None) -> FaultConfig:
-        """Replace the whole setting; unspecified knobs go back to harmless."""
+            methods=None, path_regex: str | None = None, seed: int | None = None, conflicts_on_writes_only: bool = False) -> FaultConfig:
+        """Replace the whole setting; unspecified knobs go back to harmless.
+
+        ``conflicts_on_writes_only``: a read picked for a 409 gets one of the other ``error_codes`` instead (none when 409 is
+        the only one), as a real API server answers 409 to writes only.
+        """
         if not 0.0 <= float(error_rate) <= 1.0:
             raise ValueError('error_rate must be within 0..1')
         codes = tuple(int(c) for c in error_codes)
@@ -58,7 +65,7 @@ class FaultSwitch:
         if unknown:
             raise ValueError(f'unsupported error codes {unknown}; choose from {sorted(_FAULT_BODIES)}')
         cfg = FaultConfig(float(error_rate), codes, float(latency), None if cut_watches_after is None else float(cut_watches_after),
-                          tuple(m.upper() for m in methods) if methods else None, path_regex,
+                          tuple(m.upper() for m in methods) if methods else None, path_regex, bool(conflicts_on_writes_only),
                           re.compile(path_regex) if path_regex else None)
         with self._lock:
             if seed is not None:
@@ -87,6 +94,11 @@ class FaultSwitch:
             if self._rng.random() >= cfg.error_rate:
                 return None
             code = self._rng.choice(cfg.error_codes)
+            if code == 409 and cfg.conflicts_on_writes_only and method.upper() not in _WRITE_METHODS:
+                others = [c for c in cfg.error_codes if c != 409]
+                if not others:
+                    return None
+                code = self._rng.choice(others)
         reason, message = _FAULT_BODIES[code]
         headers = {}
         details = None

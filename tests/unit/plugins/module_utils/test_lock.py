@@ -6,6 +6,7 @@ import datetime
 
 import pytest
 
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
 from ansible_collections.cloudkit.provisioning.plugins.module_utils import lock as lock_utils
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import LEASE, InstanceLock, LockLost, LockTimeout, Renewer
 
@@ -35,6 +36,19 @@ def test_first_holder_creates_the_lease(fake):
     metadata = fake.get(LEASE, "computeinstance-u-1", "tenants")["metadata"]
     assert metadata["labels"] == {"a/b": "c"}
     assert metadata["ownerReferences"][0]["uid"] == "u-1"
+
+
+def test_a_create_refused_with_a_conflict_is_tried_again(fake):
+    create = fake.create
+    refusals = [kube.Conflict("the object has been modified", status=409, reason="Conflict")]
+
+    def refused_once(*args, **kwargs):
+        if refusals:
+            raise refusals.pop()
+        return create(*args, **kwargs)
+    fake.create = refused_once
+    taken = make(fake).acquire(timeout=5)
+    assert taken["lease"]["spec"]["holderIdentity"] == "job-1" and not refusals
 
 
 def test_same_holder_reacquires_by_renewing(fake):

@@ -1,0 +1,46 @@
+"""Fixtures of the reliability suite: one local stack for all its tests, a scenario per test, and the report at the end."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from tests.reliability.harness import ReliableScenario
+from tests.reliability_report import table
+from tests.stack.local import LocalStack
+
+
+@pytest.fixture(scope='session')
+def stack(tmp_path_factory):
+    """API, KubeVirt, controller and EDA stand-ins (tests/stack/local.py), started once: ansible-rulebook takes a while."""
+    if os.environ.get('CLOUDKIT_TEST_KUBECONFIG'):
+        pytest.skip('the reliability suite needs the API stand-in: its fault switch and its write log (the overlap audit)')
+    # VMs get Ready 2 s after they start: long enough for actions to land while a provision waits for its VM.
+    with LocalStack(tmp_path_factory.mktemp('reliability'), ready_delay=2.0, import_delay=0.3, rulebook=True) as local:
+        yield local
+
+
+@pytest.fixture
+def scenario_in(stack):
+    """``scenario_in(namespace)``: a ReliableScenario with its namespaces and Tenant, printing progress; stopped after the test."""
+    made = []
+
+    def make(namespace: str) -> ReliableScenario:
+        played = ReliableScenario(stack, namespace, out=sys.stdout)
+        played.prepare()
+        made.append(played)
+        return played
+
+    yield make
+    for played in made:
+        played.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the reliability report (checks and violations per invariant) when a test recorded any."""
+    lines = table()
+    if lines:
+        terminalreporter.section('reliability report')
+        for line in lines:
+            terminalreporter.write_line(line)
