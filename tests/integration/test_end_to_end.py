@@ -91,8 +91,14 @@ def test_demo_scenario_later_variant(stack):
         steps = converged([scenario.create("e2e-later")])
         launched = [e for e in scenario.operator_history if e["action"] == "launch" and e.get("name") == "e2e-later"]
         assert launched and all(e["envelope"] == "osac_job_vars" for e in launched)
-        live = scenario.get("e2e-later")
-        assert [job["state"] for job in live["status"]["jobs"]] == ["Succeeded"]
+        # The operator records the job's end on its next poll, which may come after the step saw the job end.
+        watch = scenario.watch()
+        try:
+            recorded = watch.until("e2e-later", lambda live: live is not None and
+                                   [job["state"] for job in live.get("status", {}).get("jobs", [])] == ["Succeeded"], timeout=60)
+        finally:
+            watch.stop()
+        assert recorded, scenario.get("e2e-later").get("status", {}).get("jobs")
         steps = converged([scenario.delete_during_provision("e2e-later", memory="4Gi")])
         assert statuses(steps[("AAP Direct", "delete during provision")], "deprovision") == ["successful"]
     finally:
