@@ -166,7 +166,7 @@ class Bench:
             raise RuntimeError(f'{playbook} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}')
         requests = self.log.since(mark, self.server.url.split('//', 1)[1])
         return {'wall': wall, 'requests': len(requests), 'kinds': Counter(request_kind(*entry[1:]) for entry in requests),
-                'tasks': task_times(rundir / 'junit')}
+                'tasks': task_times(rundir / 'junit'), 'trace': [entry[1:] for entry in requests]}
 
     def live(self, name: str) -> dict | None:
         """The ComputeInstance now, or None."""
@@ -281,6 +281,7 @@ def main() -> int:
     """Run the rounds and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--runs', type=int, default=3, help='rounds; each runs create and delete of both sides (default 3)')
+    parser.add_argument('--requests', action='store_true', help="list every request of our jobs' first run")
     parser.add_argument('--no-context', action='store_true', help='skip the context figures (empty play, ping task, kubernetes import)')
     args = parser.parse_args()
     results = {(side, action): [] for side in ('ours', 'baseline') for action in ('create', 'delete')}
@@ -307,6 +308,11 @@ def main() -> int:
     print('\n'.join(figure_lines(results)))
     print(f'   objects created by ours and by the baseline equivalent: {"yes" if equivalent else "NO: update bench/baseline/templates/objects.yml.j2"}')
     print('\n'.join(breakdown_lines(results, context)))
+    if args.requests:
+        for action in ('create', 'delete'):
+            print(f'   every request of our {action} (first run):')
+            print('\n'.join(f'     {method:6} {path}{"?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""}'
+                            for method, path, query in results['ours', action][0]['trace']))
     return 0
 
 

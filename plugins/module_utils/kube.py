@@ -217,10 +217,12 @@ class Retry(object):
     """Bounded retries with full jitter for 429, 5xx and connection errors.
 
     A 429 or 503 with Retry-After waits at least that long (capped), as the
-    API server's priority-and-fairness asks clients to.
+    API server's priority-and-fairness asks clients to. Eight attempts: a job
+    sends some 30 requests, and a throttled or failing-over API server must
+    not fail it where waiting ~15 s more would have done.
     """
 
-    def __init__(self, attempts=5, base_delay=0.2, max_delay=5.0, sleep=time.sleep, rng=None):
+    def __init__(self, attempts=8, base_delay=0.2, max_delay=5.0, sleep=time.sleep, rng=None):
         if attempts < 1:
             raise ValueError("attempts must be >= 1")
         self.attempts = attempts
@@ -899,7 +901,7 @@ def json_pointer(*tokens):
     return "".join("/" + str(token).replace("~", "~0").replace("/", "~1") for token in tokens)
 
 
-def guarded_write(read, write, retry=None):
+def guarded_write(read, write, retry=None, live=None):
     """Read-decide-write until the write lands on the state it was decided from.
 
     `read()` returns the live object (or None); `write(live)` sends a write
@@ -908,9 +910,11 @@ def guarded_write(read, write, retry=None):
     on (the API's answer to a failed `test`), means someone else wrote in
     between: re-read and decide again, a bounded number of times with jitter.
     A 422 on an unchanged object is a real validation error and is raised.
+    `live`, when given, is an object this job just got back from a write: the
+    first attempt uses it instead of reading again (a stale one costs a 409).
     """
     retry = retry or Retry(attempts=10, base_delay=0.05, max_delay=1.0)
-    live = read()
+    live = read() if live is None else live
     attempt = 0
     while True:
         attempt += 1
@@ -938,17 +942,19 @@ class WaitTimeout(Exception):
         self.last = last
 
 
-def wait_for(client, resource, name, namespace, predicate, timeout, tick=None, tick_interval=10.0, clock=time.monotonic):
+def wait_for(client, resource, name, namespace, predicate, timeout, tick=None, tick_interval=10.0, clock=time.monotonic, known=None):
     """Wait until predicate(object or None) is true, driven by a watch of that one object.
 
     Returns the object (None if the predicate accepted its absence). `tick` is
     called at least every `tick_interval` seconds (lock renewal); it may raise
-    to abort. A broken or expired watch is resumed from a fresh read.
+    to abort. A broken or expired watch is resumed from a fresh read. `known`
+    is the object as this job just wrote or read it: the first watch starts
+    from its resourceVersion instead of a read.
     """
     deadline = clock() + timeout
     selector = "metadata.name=%s" % name
     while True:
-        current = client.get_or_none(resource, name, namespace)
+        current, known = (known, None) if known is not None else (client.get_or_none(resource, name, namespace), None)
         if predicate(current):
             return current
         version = (current or {}).get("metadata", {}).get("resourceVersion")

@@ -131,15 +131,30 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
     objects = build_objects(instance.name, namespace, labels, params, storage_class_for(client, storage_class))
     vm_existed = False
     template_changed = False
+    vm = None  # the VirtualMachine as last written or read here: the wait starts from it
+    # Never provisioned: the objects are most likely new, so create first and read only on AlreadyExists.
+    create_first = instance.reconciled_config_version is None and not check_mode
     for resource, manifest in objects:
+        live = None
+        if create_first:
+            try:
+                live = retry_conflicts(client.create, resource, manifest, namespace)
+            except AlreadyExists:
+                pass
+            else:
+                outcome.created.append(_ref(manifest))
+                vm = live if resource is VIRTUAL_MACHINE else vm
+                continue
         live = client.get_or_none(resource, manifest["metadata"]["name"], namespace)
         if live is None:
             if not check_mode:
-                retry_conflicts(client.create, resource, manifest, namespace)
+                live = retry_conflicts(client.create, resource, manifest, namespace)
             outcome.created.append(_ref(manifest))
+            vm = live if resource is VIRTUAL_MACHINE else vm
             continue
         if resource is VIRTUAL_MACHINE:
             vm_existed = True
+            vm = live
         mutable, immutable = drift(live, manifest)
         for field in immutable:
             outcome.notes.append("%s: %s differs but cannot change in place; left as is" % (_ref(manifest), field))
@@ -147,7 +162,8 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
             if resource is VIRTUAL_MACHINE and "spec" in mutable:
                 template_changed = live.get("spec", {}).get("template") != manifest["spec"]["template"]
             if not check_mode:
-                retry_conflicts(client.patch, resource, manifest["metadata"]["name"], update_patch(manifest, mutable), namespace)
+                patched = retry_conflicts(client.patch, resource, manifest["metadata"]["name"], update_patch(manifest, mutable), namespace)
+                vm = patched if resource is VIRTUAL_MACHINE else vm
             outcome.updated.append(_ref(manifest))
 
     running = params.get("run_strategy", "Always") != "Halted"
@@ -175,14 +191,14 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
         outcome.message = "objects %s" % ("would be applied" if check_mode else "applied; not waiting")
         return outcome
     old_uid = old_vmi["metadata"]["uid"] if old_vmi is not None and outcome.restarted_at else None
-    return _wait_vm(client, instance.name, namespace, running, old_uid, timeout, tick, outcome)
+    return _wait_vm(client, instance.name, namespace, running, old_uid, timeout, tick, outcome, vm)
 
 
 def _utc_now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outcome):
+def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outcome, known=None):
     """Wait (on a watch) for Ready, or for stopped when Halted; fail fast on terminal errors."""
     seen = {}
 
@@ -205,7 +221,7 @@ def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outco
 
     outcome.waited_on = "VirtualMachine %s/%s to become %s" % (namespace, name, "Ready" if running else "Stopped")
     try:
-        vm = wait_for(client, VIRTUAL_MACHINE, name, namespace, settled, timeout, tick=tick)
+        vm = wait_for(client, VIRTUAL_MACHINE, name, namespace, settled, timeout, tick=tick, known=known)
     except WaitTimeout:
         outcome.state = "Failed"
         outcome.message = "VirtualMachine %s/%s not %s after %ds (status %s%s)" % (

@@ -115,20 +115,36 @@ class InstanceLock(object):
     def read(self):
         return self.client.get_or_none(LEASE, self.name, self.namespace)
 
-    def try_acquire(self):
-        """One attempt: (acquired, lease, previous holder taken over or None, already ours)."""
-        lease = self.read()
+    def _create(self):
+        """Create the Lease: (acquired, lease as created or as read after a 409)."""
+        metadata = {"name": self.name, "namespace": self.namespace, "labels": self.labels}
+        if self.owner:
+            # Garbage collection removes a Lease whose instance is gone.
+            metadata["ownerReferences"] = [dict(self.owner, blockOwnerDeletion=False)]
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": self._spec()}
+        try:
+            return True, self.client.create(LEASE, body, self.namespace)
+        except Conflict:
+            # AlreadyExists: another job was first. Any other 409 refused the create. Either way: read, decide again.
+            return False, self.read()
+
+    def try_acquire(self, create_first=False):
+        """One attempt: (acquired, lease, previous holder taken over or None, already ours).
+
+        `create_first` tries the create before any read: the uncontended case (by far the most common) then costs one
+        request; a 409 reads the Lease and decides on it as usual.
+        """
+        if create_first:
+            created, lease = self._create()
+            if created:
+                return True, lease, None, False
+        else:
+            lease = self.read()
         if lease is None:
-            metadata = {"name": self.name, "namespace": self.namespace, "labels": self.labels}
-            if self.owner:
-                # Garbage collection removes a Lease whose instance is gone.
-                metadata["ownerReferences"] = [dict(self.owner, blockOwnerDeletion=False)]
-            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": self._spec()}
-            try:
-                return True, self.client.create(LEASE, body, self.namespace), None, False
-            except Conflict:
-                # AlreadyExists: another job was first. Any other 409 refused the create. Either way: read, decide again.
-                return False, self.read(), None, False
+            if create_first:
+                return False, None, None, False  # deleted since the 409: the next attempt creates it
+            created, lease = self._create()
+            return created, lease, None, False
         current = holder_of(lease)
         try:
             if current == self.holder:
@@ -151,8 +167,10 @@ class InstanceLock(object):
         """
         started = self.clock()
         deadline = started + timeout
+        attempt = 0
         while True:
-            acquired, lease, previous, already_held = self.try_acquire()
+            attempt += 1
+            acquired, lease, previous, already_held = self.try_acquire(create_first=attempt == 1)
             if acquired:
                 return {"lease": lease, "waited": self.clock() - started, "taken_over_from": previous, "already_held": already_held}
             remaining = deadline - self.clock()

@@ -51,10 +51,11 @@ def finalizer_patch(obj, finalizer, present):
     ]
 
 
-def set_finalizer(client, resource, name, namespace, finalizer, present, check_mode=False):
-    """Ensure `finalizer` is present or absent on an object; returns a result dict.
+def set_finalizer(client, resource, name, namespace, finalizer, present, check_mode=False, live=None):
+    """Ensure `finalizer` is present or absent on an object; returns a result dict (with the object after, as `live`).
 
     A missing object is fine for absent (unchanged) and a NotFound for present.
+    `live` is an object just read or written by this job, saving the first read.
     """
     result = {"changed": False, "exists": True}
 
@@ -92,7 +93,7 @@ def set_finalizer(client, resource, name, namespace, finalizer, present, check_m
         result.update(finalizers=list(_metadata(updated).get("finalizers") or []), resource_version=_metadata(updated).get("resourceVersion"))
         return updated
 
-    guarded_write(read, write)
+    result["live"] = guarded_write(read, write, live=live)
     result.setdefault("before", [])
     result.setdefault("finalizers", [])
     result.setdefault("resource_version", None)
@@ -114,11 +115,12 @@ def annotation_patch(obj, key, value):
     return [guard, {"op": "add", "path": json_pointer("metadata", "annotations", key), "value": value}]
 
 
-def set_annotation(client, resource, name, namespace, key, value, check_mode=False, expect=None):
+def set_annotation(client, resource, name, namespace, key, value, check_mode=False, expect=None, live=None):
     """Ensure one annotation has `value` (None removes it); returns (changed, live object after).
 
     `expect` is a callable run on the freshly read object before every
     attempt; it raises to refuse the write (for example when a version moved).
+    `live` is an object just read or written by this job, saving the first read.
     """
     state = {"changed": False}
 
@@ -137,5 +139,5 @@ def set_annotation(client, resource, name, namespace, key, value, check_mode=Fal
             return live
         return client.patch(resource, name, patch, namespace, patch_type="json")
 
-    obj = guarded_write(read, write)
+    obj = guarded_write(read, write, live=live)
     return state["changed"], obj

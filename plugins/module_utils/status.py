@@ -149,12 +149,13 @@ def status_changes(before, after):
     return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
-def update_status(client, resource, name, namespace, options, check_mode=False, now=None):
+def update_status(client, resource, name, namespace, options, check_mode=False, now=None, live=None):
     """Write the status subresource conflict-safely; returns (changed, before, after, live object).
 
     A merge patch carrying metadata.resourceVersion is refused with 409 when
     the object moved since it was read; guarded_write then re-reads and
     re-merges, so another writer's status fields are never overwritten.
+    `live` is an object just read or written by this job, saving the first read.
     """
     now = now or now_rfc3339()
     outcome = {}
@@ -173,7 +174,7 @@ def update_status(client, resource, name, namespace, options, check_mode=False, 
         outcome["live"] = client.patch(resource, name, patch, namespace, patch_type="merge", subresource="status")
         return outcome["live"]
 
-    guarded_write(read, write)
+    guarded_write(read, write, live=live)
     return outcome["changed"], outcome["before"], outcome["after"], outcome["live"]
 
 

@@ -89,6 +89,15 @@ options:
     description: Record Events for phase changes and failures.
     type: bool
     default: true
+  add_finalizer:
+    description:
+      - First make sure the instance carries this collection's finalizer C(<group>/computeinstance-aap),
+        so a delete waits for this job and cleans up after it. The first write of a provision; it fails
+        on an instance that is already being deleted (the API refuses new finalizers then).
+      - One read serves the finalizer, the status and the annotation, which the separate
+        M(cloudkit.provisioning.finalizer) task would read again.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -118,6 +127,13 @@ EXAMPLES = r"""
       namespace: tenant-acme
       name: vm1
     reconciled_config_version: "{{ instance.desired_config_version }}"
+
+- name: Own the instance and say provisioning started, in one read
+  cloudkit.provisioning.computeinstance_status:
+    name: vm1
+    namespace: tenants
+    add_finalizer: true
+    phase: Progressing
 """
 
 RETURN = r"""
@@ -129,8 +145,15 @@ status:
   description: The status after the change (predicted in check mode).
   returned: when RV(exists)
   type: dict
+finalizers:
+  description: The instance's finalizers after the change (predicted in check mode).
+  returned: when RV(exists)
+  type: list
+  elements: str
 changed_fields:
-  description: The top-level status fields that changed, plus C(annotation) when the annotation did.
+  description:
+    - The top-level status fields that changed, plus C(annotation) when the annotation did and
+      C(finalizers) when O(add_finalizer) added ours.
   returned: always
   type: list
   elements: str
@@ -148,7 +171,7 @@ events:
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, NotFound, contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import set_annotation
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import BeingDeleted, set_annotation, set_finalizer
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.status import (
     StatusError,
     events_for,
@@ -174,6 +197,7 @@ def main():
         "reconciled_config_version": {"type": "str"},
         "event": {"type": "dict"},
         "record_events": {"type": "bool", "default": True},
+        "add_finalizer": {"type": "bool", "default": False},
     }
     argument_spec.update(INSTANCE_SPEC)
     module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, **INSTANCE_CONSTRAINTS)
@@ -194,24 +218,43 @@ def main():
     result = {"changed": False, "changed_fields": [], "events": []}
     options = dict((key, params[key]) for key in ("phase", "conditions", "virtual_machine_reference", "job", "job_records", "last_restarted_at"))
     try:
-        changed, before, after, live = update_status(client, resource, name, namespace, options, check_mode=module.check_mode)
+        live = client.get(resource, name, namespace)
     except NotFound:
         module.warn("ComputeInstance %s/%s does not exist: no status written" % (namespace, name))
         module.exit_json(exists=False, **result)
-    except StatusError as exc:
-        module.fail_json(msg=str(exc))
     except KubeError as error:
-        module.fail_api(error, "cannot update the status of ComputeInstance %s/%s" % (namespace, name))
+        module.fail_api(error, "cannot read ComputeInstance %s/%s" % (namespace, name))
+    # Checked before any write: a job must never write on a namesake created after it was launched.
     if identity.get("uid") and live["metadata"].get("uid") != identity["uid"]:
         module.fail_json(msg="ComputeInstance %s/%s was re-created (uid %s, the job was for %s): status not written"
                          % (namespace, name, live["metadata"].get("uid"), identity["uid"]))
-    result.update(exists=True, changed=changed, changed_fields=status_changes(before, after), status=after)
+    finalizers_before = list(live["metadata"].get("finalizers") or [])
+    owned = None
+    try:
+        if params["add_finalizer"]:
+            owned = set_finalizer(client, resource, name, namespace, names.finalizer, True, check_mode=module.check_mode, live=live)
+            live = owned["live"]
+            if owned["changed"]:
+                result["changed"] = True
+                result["changed_fields"].append("finalizers")
+        changed, before, after, live = update_status(client, resource, name, namespace, options, check_mode=module.check_mode, live=live)
+    except NotFound:
+        module.warn("ComputeInstance %s/%s does not exist: no status written" % (namespace, name))
+        module.exit_json(exists=False, **result)
+    except (StatusError, BeingDeleted) as exc:
+        module.fail_json(msg=str(exc))
+    except KubeError as error:
+        module.fail_api(error, "cannot update the status of ComputeInstance %s/%s" % (namespace, name))
+    finalizers = owned["finalizers"] if owned else finalizers_before
+    result.update(exists=True, changed=result["changed"] or changed, status=after, finalizers=finalizers,
+                  changed_fields=sorted(result["changed_fields"] + status_changes(before, after)))
 
     annotation = names.reconciled_config_version_annotation
     annotation_before = (live["metadata"].get("annotations") or {}).get(annotation)
     if version is not None:
         try:
-            annotation_changed, live = set_annotation(client, resource, name, namespace, annotation, version.strip(), check_mode=module.check_mode)
+            annotation_changed, live = set_annotation(client, resource, name, namespace, annotation, version.strip(),
+                                                      check_mode=module.check_mode, live=live)
         except KubeError as error:
             module.fail_api(error, "cannot set %s on ComputeInstance %s/%s" % (annotation, namespace, name), **result)
         if annotation_changed:
@@ -228,8 +271,8 @@ def main():
 
     if result["changed"] and module._diff:
         result["diff"] = {
-            "before": {"status": before, "annotation": annotation_before},
-            "after": {"status": after, "annotation": version.strip() if version is not None else annotation_before},
+            "before": {"status": before, "annotation": annotation_before, "finalizers": finalizers_before},
+            "after": {"status": after, "annotation": version.strip() if version is not None else annotation_before, "finalizers": finalizers},
         }
     module.exit_json(**result)
 

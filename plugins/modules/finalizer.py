@@ -124,6 +124,7 @@ def main():
     except KubeError as error:
         module.fail_api(error, "cannot %s finalizer %s on %s" % ("add" if params["state"] == "present" else "remove", params["finalizer"], target))
     before = result.pop("before")
+    result.pop("live")  # the whole object: not this module's business to return
     if result["changed"] and module._diff:
         result["diff"] = {"before": {"finalizers": before}, "after": {"finalizers": result["finalizers"]}}
     module.exit_json(**result)

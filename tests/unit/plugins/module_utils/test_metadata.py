@@ -112,7 +112,7 @@ def test_someone_else_already_did_it_reports_unchanged(fake, configmap):
 
 def test_missing_object_absent_is_fine_present_is_not_found(fake, configmap):
     result = set_finalizer(fake, configmap, "cm", "ns", OURS, False)
-    assert result == {"changed": False, "exists": False, "before": [], "finalizers": [], "resource_version": None}
+    assert result == {"changed": False, "exists": False, "before": [], "finalizers": [], "resource_version": None, "live": None}
     with pytest.raises(kube.NotFound, match="cannot add finalizer"):
         set_finalizer(fake, configmap, "cm", "ns", OURS, True)
 
@@ -135,6 +135,30 @@ def test_deletion_starting_mid_write_is_reported_as_being_deleted(fake, configma
     fake.before_write.append(deleter)
     with pytest.raises(BeingDeleted):
         set_finalizer(fake, configmap, "cm", "ns", OURS, True)
+
+
+def test_set_finalizer_on_a_given_object_reads_nothing_and_returns_the_object_after(fake, configmap):
+    fake.put(configmap, obj([THEIRS]))
+    given = fake.get(configmap, "cm", "ns")
+    reads = []
+    fake_get = fake.get
+    fake.get = lambda *args, **kwargs: reads.append(args) or fake_get(*args, **kwargs)
+    result = set_finalizer(fake, configmap, "cm", "ns", OURS, True, live=given)
+    assert result["changed"] and not reads
+    assert result["live"]["metadata"]["finalizers"] == [THEIRS, OURS]
+    assert result["live"]["metadata"]["resourceVersion"] != given["metadata"]["resourceVersion"]
+    changed, after = set_annotation(fake, configmap, "cm", "ns", "a/b", "1", live=result["live"])
+    assert changed and not reads and after["metadata"]["annotations"] == {"a/b": "1"}
+
+
+def test_a_stale_given_object_costs_one_conflict_then_a_read(fake, configmap):
+    fake.put(configmap, obj([THEIRS]))
+    stale = fake.get(configmap, "cm", "ns")
+    fake.put(configmap, obj([THEIRS, "late/arrival"]))
+    result = set_finalizer(fake, configmap, "cm", "ns", OURS, True, live=stale)
+    assert result["changed"]
+    assert fake.get(configmap, "cm", "ns")["metadata"]["finalizers"] == [THEIRS, "late/arrival", OURS]
+    assert len(fake.writes) == 2, "the write on the stale object was refused, then redone on a fresh read"
 
 
 def test_guarded_write_retries_are_bounded():
