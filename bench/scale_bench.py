@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 import tempfile
 import time
@@ -25,19 +24,17 @@ for path in (ROOT, ROOT / '.build'):
     sys.path.insert(0, str(path))
 
 from tests.stack.local import LocalStack  # noqa: E402  pylint: disable=wrong-import-position
-from tests.stack.scenarios import PARAMETERS, TEMPLATE_ID, VERSION, Scenario  # noqa: E402  pylint: disable=wrong-import-position
+from tests.stack.scenarios import VERSION, Scenario  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def create(scenario: Scenario, name: str) -> str:
     """Create one instance as a user would; its uid."""
-    body = {'apiVersion': f'{scenario.group}/{VERSION}', 'kind': 'ComputeInstance', 'metadata': {'name': name},
-            'spec': {'templateID': TEMPLATE_ID, 'templateParameters': json.dumps(PARAMETERS)}}
-    return scenario.custom.create_namespaced_custom_object(scenario.group, VERSION, scenario.namespace, 'computeinstances', body)['metadata']['uid']
+    return scenario.create_instance(name)['metadata']['uid']
 
 
 def delete(scenario: Scenario, name: str) -> None:
     """Delete one instance as a user would."""
-    scenario.custom.delete_namespaced_custom_object(scenario.group, VERSION, scenario.namespace, 'computeinstances', name)
+    scenario.delete_instance(name)
 
 
 def wait_until(check, timeout: float) -> float | None:

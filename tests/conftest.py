@@ -21,6 +21,7 @@ for path in (ROOT, ROOT / '.build'):
 
 from kubernetes import client, config  # noqa: E402  pylint: disable=wrong-import-position
 
+from tests.reliability_report import write_summary  # noqa: E402  pylint: disable=wrong-import-position
 from tests.stack.kubeapi import DEFAULT_CRD_DIR, KubeAPIServer  # noqa: E402  pylint: disable=wrong-import-position
 
 REAL_KUBECONFIG = os.environ.get('CLOUDKIT_TEST_KUBECONFIG')
@@ -94,3 +95,8 @@ def namespace(api_client):
     except client.ApiException as exc:
         if exc.status != 404:
             raise
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the reliability report (checks and violations per invariant) of any suite whose tests recorded some."""
+    write_summary(terminalreporter)

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from tests.integration.instances import Operator
-from tests.reliability_report import check, write_summary
+from tests.reliability_report import check
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -178,8 +178,3 @@ def operator(api_client, kube, namespace, kubevirt):
     except client.ApiException as exc:
         if exc.status != 404:
             raise
-
-
-def pytest_terminal_summary(terminalreporter):
-    """Print the reliability report (checks and violations per invariant) when a test recorded any."""
-    write_summary(terminalreporter)

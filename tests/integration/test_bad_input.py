@@ -370,21 +370,27 @@ def _named(name, shape="eda"):
     return envelope(obj, shape), SOURCES[shape] + ".metadata.name", obj
 
 
+def _refused_untouched(playbook, case, before, finalizers, operator, run_job, namespace):
+    """Run `playbook` on a malformed envelope: refused naming the field; nothing created; vm1's finalizers, status and
+    annotations as they were (`before`, with `finalizers`)."""
+    extra_vars, field, _obj = case
+    result = run_job(playbook, _retarget(extra_vars, namespace))
+    refused(result, field)
+    left = operator.leftovers(namespace, operator.vm_namespace)
+    check(NOTHING, not left, "left behind: %s" % left)
+    live = operator.get(namespace, "vm1")
+    check(NO_FINALIZER, live["metadata"]["finalizers"] == finalizers, "finalizers now %s" % live["metadata"]["finalizers"])
+    check(UNTOUCHED, live["status"] == before["status"] and live["metadata"].get("annotations") == before["metadata"].get("annotations"),
+          "%s -> %s" % (before["status"], live["status"]))
+
+
 @PLAYBOOK
 @given(case=malformed_envelopes())
 # Jinja is data: rendered, this name would become 'vm1' and the job would provision that instance.
 @example(case=_named("{{ 'vm' ~ 1 }}"))
 @example(case=_named("vm1\n", "hand"))
 def test_create_job_refuses_malformed_envelopes(case, target, operator, run_job, namespace):
-    extra_vars, field, _obj = case
-    result = run_job("create_compute_instance.yml", _retarget(extra_vars, namespace))
-    refused(result, field)
-    left = operator.leftovers(namespace, operator.vm_namespace)
-    check(NOTHING, not left, "left behind: %s" % left)
-    live = operator.get(namespace, "vm1")
-    check(NO_FINALIZER, live["metadata"]["finalizers"] == [OPERATORS], str(live["metadata"]["finalizers"]))
-    check(UNTOUCHED, live["status"] == target["status"] and live["metadata"].get("annotations") == target["metadata"].get("annotations"),
-          "%s -> %s" % (target["status"], live["status"]))
+    _refused_untouched("create_compute_instance.yml", case, target, [OPERATORS], operator, run_job, namespace)
 
 
 @settings(PLAYBOOK, max_examples=8)
@@ -392,14 +398,7 @@ def test_create_job_refuses_malformed_envelopes(case, target, operator, run_job,
 # Rendered, this name would become 'vm1': the job would deprovision that instance and remove our finalizer.
 @example(case=_named("{{ 'vm' ~ 1 }}", "osac"))
 def test_delete_job_refuses_malformed_envelopes(case, held, operator, run_job, namespace):
-    extra_vars, field, _obj = case
-    result = run_job("delete_compute_instance.yml", _retarget(extra_vars, namespace))
-    refused(result, field)
-    left = operator.leftovers(namespace, operator.vm_namespace)
-    check(NOTHING, not left, "left behind: %s" % left)
-    live = operator.get(namespace, "vm1")
-    check(NO_FINALIZER, live["metadata"]["finalizers"] == [OPERATORS, OURS], "finalizers now %s" % live["metadata"]["finalizers"])
-    check(UNTOUCHED, live["status"] == held["status"], "%s -> %s" % (held["status"], live["status"]))
+    _refused_untouched("delete_compute_instance.yml", case, held, [OPERATORS, OURS], operator, run_job, namespace)
 
 
 @settings(PLAYBOOK, max_examples=8)

@@ -9,7 +9,6 @@ collection, and the same check fails on a negative control that behaves as the s
 from __future__ import annotations
 
 import io
-import json
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import ControllerClient
 from tests.stack import audit
 from tests.stack.local import LocalStack
-from tests.stack.scenarios import PARAMETERS, TEMPLATE_ID, VERSION, Scenario
+from tests.stack.scenarios import VERSION, Scenario
 
 UPSTREAM = Path(__file__).resolve().parent / "playbooks" / "upstream"
 UPSTREAM_TEMPLATES = ("upstream-create-compute-instance", "upstream-delete-compute-instance")
@@ -122,12 +121,12 @@ def test_seed_bug_concurrent_provision_and_deprovision(scenario, stack):
 
     # Negative control: the seed's jobs, a delete arriving while the create still creates objects.
     scenario.close()
-    created = _create(scenario, "bug1-seed", finalizers=[scenario.group + "/computeinstance"])
+    created = scenario.create_instance("bug1-seed", finalizers=[scenario.group + "/computeinstance"])
     create_job = launch(stack, UPSTREAM_TEMPLATES[0], created)
     deadline = time.monotonic() + 120
     while not audit.job_writes(stack.api.write_log(), create_job) and time.monotonic() < deadline:
         time.sleep(0.2)
-    scenario.custom.delete_namespaced_custom_object(scenario.group, VERSION, scenario.namespace, "computeinstances", "bug1-seed")
+    scenario.delete_instance("bug1-seed")
     delete_job = launch(stack, UPSTREAM_TEMPLATES[1], scenario.get("bug1-seed"))
     wait_job(stack, create_job)
     wait_job(stack, delete_job)
@@ -158,7 +157,7 @@ def test_seed_bug_missing_reconciled_version(scenario, stack, mode):
     if mode == "aap":
         # Negative control: the seed's create succeeds but writes "unknown".
         scenario.use_operator("aap", templates=UPSTREAM_TEMPLATES)
-        uid = _create(scenario, "bug2-seed")["metadata"]["uid"]
+        uid = scenario.create_instance("bug2-seed")["metadata"]["uid"]
         deadline = time.monotonic() + 180
         while not [j for j in scenario.jobs_of(uid) if j.status in TERMINAL] and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -186,7 +185,7 @@ def test_seed_bug_delete_never_signals_completion(scenario, stack):
     scenario.custom.patch_namespaced_custom_object("cdi.kubevirt.io", "v1beta1", scenario.tenant_namespace, "datavolumes",
                                                    "bug3-fail-root-disk", {"metadata": {"finalizers": ["e2e.test/hold"]}})
     for name in ("bug3-ok", "bug3-fail"):
-        scenario.custom.delete_namespaced_custom_object(scenario.group, VERSION, scenario.namespace, "computeinstances", name)
+        scenario.delete_instance(name)
     deadline = time.monotonic() + 180
     while not all(_delete_signalled(scenario.get(n)) for n in ("bug3-ok", "bug3-fail")) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -202,21 +201,14 @@ def test_seed_bug_delete_never_signals_completion(scenario, stack):
 
     # Negative control: the seed's delete stops half-way and says nothing.
     scenario.close()
-    created = _create(scenario, "bug3-seed", finalizers=[scenario.group + "/computeinstance", scenario.group + "/computeinstance-aap"])
-    scenario.custom.delete_namespaced_custom_object(scenario.group, VERSION, scenario.namespace, "computeinstances", "bug3-seed")
+    created = scenario.create_instance("bug3-seed", finalizers=[scenario.group + "/computeinstance", scenario.group + "/computeinstance-aap"])
+    scenario.delete_instance("bug3-seed")
     assert wait_job(stack, launch(stack, UPSTREAM_TEMPLATES[1], scenario.get("bug3-seed"), upstream_fail=True)) == "failed"
     assert not _delete_signalled(scenario.get("bug3-seed")), "the check cannot see the seed's silent failed delete"
     _clean_up(scenario, "bug3-seed", created["metadata"]["uid"])
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def _create(scenario, name, **metadata):
-    """Create an instance as a user would (spec only, plus ``metadata``)."""
-    body = {"apiVersion": "%s/%s" % (scenario.group, VERSION), "kind": "ComputeInstance", "metadata": dict(metadata, name=name),
-            "spec": {"templateID": TEMPLATE_ID, "templateParameters": json.dumps(PARAMETERS)}}
-    return scenario.custom.create_namespaced_custom_object(scenario.group, VERSION, scenario.namespace, "computeinstances", body)
 
 
 def _sends(history, uid):
@@ -244,4 +236,4 @@ def _clean_up(scenario, name, uid):
         scenario.custom.patch_namespaced_custom_object(scenario.group, VERSION, scenario.namespace, "computeinstances", name,
                                                        {"metadata": {"finalizers": None}})
         if scenario.get(name) is not None:
-            scenario.custom.delete_namespaced_custom_object(scenario.group, VERSION, scenario.namespace, "computeinstances", name)
+            scenario.delete_instance(name)

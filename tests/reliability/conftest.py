@@ -1,4 +1,4 @@
-"""Fixtures of the reliability suite: one local stack for all its tests, a scenario per test, and the report at the end."""
+"""Fixtures of the reliability suite: one local stack for all its tests, and a scenario per test (tests/conftest.py prints the report)."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,6 @@ import sys
 import pytest
 
 from tests.reliability.harness import ReliableScenario
-from tests.reliability_report import table
 from tests.stack.local import LocalStack
 
 
@@ -35,12 +34,3 @@ def scenario_in(stack):
     yield make
     for played in made:
         played.close()
-
-
-def pytest_terminal_summary(terminalreporter):
-    """Print the reliability report (checks and violations per invariant) when a test recorded any."""
-    lines = table()
-    if lines:
-        terminalreporter.section('reliability report')
-        for line in lines:
-            terminalreporter.write_line(line)

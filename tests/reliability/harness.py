@@ -22,7 +22,7 @@ from kubernetes import client, config
 from tests.reliability_report import record
 from tests.stack import audit
 from tests.stack.demo import desired_config_version
-from tests.stack.scenarios import PARAMETERS, TEMPLATE_ID, VERSION, Scenario
+from tests.stack.scenarios import Scenario
 
 # Tells the test's own writes apart from the operator stand-in's in the write log (both use the official client).
 USER_AGENT = 'cloudkit-reliability-test'
@@ -114,14 +114,11 @@ class ReliableScenario(Scenario):
         """The live instance (None once gone), read again while the API answers with a transient error."""
         return self.retrying(super().get, name)
 
-    def create_instance(self, name: str, parameters: dict | None = None) -> dict:
-        """Create an instance as a user does (spec only); returns it as created."""
-        spec = {'templateID': TEMPLATE_ID, 'templateParameters': json.dumps(dict(PARAMETERS, **(parameters or {})))}
-        body = {'apiVersion': f'{self.group}/{VERSION}', 'kind': 'ComputeInstance', 'metadata': {'name': name}, 'spec': spec}
-
+    def create_instance(self, name: str, parameters: dict | None = None, **metadata) -> dict:
+        """Scenario.create_instance, riding out faults; returns the instance as created."""
         def create():
             try:
-                return self.custom.create_namespaced_custom_object(self.group, VERSION, self.namespace, 'computeinstances', body)
+                return super(ReliableScenario, self).create_instance(name, parameters, **metadata)
             except client.ApiException as exc:
                 # An earlier attempt that only seemed to fail (a lost answer) made it: that is the one we created.
                 if exc.status == 409 and json.loads(exc.body or '{}').get('reason') == 'AlreadyExists':
@@ -138,12 +135,8 @@ class ReliableScenario(Scenario):
         return self.retrying(self.request_restart, name)
 
     def delete_instance(self, name: str) -> None:
-        """Delete the instance as a user does (404: already gone)."""
-        try:
-            self.retrying(self.custom.delete_namespaced_custom_object, self.group, VERSION, self.namespace, 'computeinstances', name)
-        except client.ApiException as exc:
-            if exc.status != 404:
-                raise
+        """Scenario.delete_instance, riding out faults."""
+        self.retrying(super().delete_instance, name)
 
     # ------------------------------------------------------------ waits (False on timeout)
     def deliverable(self) -> None:
@@ -151,6 +144,29 @@ class ReliableScenario(Scenario):
         code = self.stack.rulebook_exit_code() if self.mode == 'eda' else None
         if code is not None:
             raise RuntimeError(f'ansible-rulebook exited with {code}; its last output:\n{self.stack.rulebook_output()[-2000:]}')
+
+    # ------------------------------------------------------------ a lifecycle's steps, noted on its Outcome
+    def begin(self, outcome: Outcome) -> str:
+        """Create the outcome's instance as a user does and note it; returns the desired config version of its spec."""
+        created = self.create_instance(outcome.name)
+        outcome.uid = created['metadata']['uid']
+        version = desired_config_version(created['spec'])
+        outcome.did(f'created (config version {version})')
+        return version
+
+    def expect_reconciled(self, watch, outcome: Outcome, version: str, timeout: float, spec: str = 'the spec') -> bool:
+        """until_reconciled, noting a failure on the outcome (``spec`` names which spec it was)."""
+        if self.until_reconciled(watch, outcome.name, outcome.uid, version, timeout):
+            return True
+        outcome.failed(f'not Ready and reconciled for {spec} ({version}) after {timeout:.0f}s')
+        return False
+
+    def expect_gone(self, watch, outcome: Outcome, timeout: float) -> bool:
+        """until_gone, noting a failure on the outcome."""
+        if self.until_gone(watch, outcome.name, outcome.uid, timeout):
+            return True
+        outcome.failed(f'still there {timeout:.0f}s after its deletion')
+        return False
 
     def until_reconciled(self, watch, name: str, uid: str, version: str, timeout: float) -> bool:
         """Wait until the instance is Ready and reconciled for the spec whose desired config version is ``version``."""

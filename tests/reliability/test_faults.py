@@ -12,7 +12,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.reliability.harness import USER_AGENT, CPUMeter, Outcome
-from tests.stack.demo import desired_config_version
 
 LIFECYCLES = 20
 PARALLEL = 5
@@ -27,24 +26,18 @@ def lifecycle(scenario, watch, name: str) -> Outcome:
     """Create, wait for Ready, change the VM template (a restart), wait for Ready, delete, wait until gone."""
     outcome = Outcome(name)
     try:
-        created = scenario.create_instance(name)
-        outcome.uid = created['metadata']['uid']
-        version = desired_config_version(created['spec'])
-        outcome.did(f'created (config version {version})')
-        if not scenario.until_reconciled(watch, name, outcome.uid, version, TIMEOUT):
-            outcome.failed(f'not Ready and reconciled for {version} after {TIMEOUT:.0f}s')
+        version = scenario.begin(outcome)
+        scenario.expect_reconciled(watch, outcome, version, TIMEOUT)
         outcome.did('Ready')
         version = scenario.change(name, cpu_cores=4, memory='4Gi')
         outcome.did(f'spec changed (config version {version})')
-        if not scenario.until_reconciled(watch, name, outcome.uid, version, TIMEOUT):
-            outcome.failed(f'not Ready and reconciled for the changed spec {version} after {TIMEOUT:.0f}s')
+        scenario.expect_reconciled(watch, outcome, version, TIMEOUT, spec='the changed spec')
         outcome.did('Ready with the changed spec')
         # Deleted even when a wait above gave up: the delete path is audited too, and nothing may be left either way.
         scenario.delete_instance(name)
         outcome.deleted = True
         outcome.did('deleted')
-        if not scenario.until_gone(watch, name, outcome.uid, TIMEOUT):
-            outcome.failed(f'still there {TIMEOUT:.0f}s after its deletion')
+        scenario.expect_gone(watch, outcome, TIMEOUT)
         outcome.did('gone')
     except Exception as exc:  # pylint: disable=broad-except  # one broken lifecycle must not hide what the others show
         outcome.failed(f'{type(exc).__name__}: {exc}')

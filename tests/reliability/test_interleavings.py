@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.reliability.harness import CPUMeter, Outcome
-from tests.stack.demo import desired_config_version
 from tests.stack.scenarios import PARAMETERS
 
 COUNT = int(os.environ.get('CLOUDKIT_INTERLEAVINGS', '200'))
@@ -107,13 +106,10 @@ def run_sequence(scenario, watch, name: str, steps: list[Step]) -> Outcome:
     """Play one sequence on a new instance, then wait for the end state its last action asks for."""
     outcome = Outcome(name)
     try:
-        created = scenario.create_instance(name)
-        outcome.uid = created['metadata']['uid']
-        version = desired_config_version(created['spec'])
-        outcome.did(f'created (config version {version})')
+        version = scenario.begin(outcome)
         for step in steps:
-            if step.pause == 'settled' and not scenario.until_reconciled(watch, name, outcome.uid, version, TIMEOUT):
-                outcome.failed(f'not Ready and reconciled for {version} after {TIMEOUT:.0f}s')
+            if step.pause == 'settled':
+                scenario.expect_reconciled(watch, outcome, version, TIMEOUT)
             time.sleep(step.seconds)
             if step.action == 'change':
                 version = scenario.change(name, **step.parameters)
@@ -124,11 +120,8 @@ def run_sequence(scenario, watch, name: str, steps: list[Step]) -> Outcome:
                 outcome.deleted = True
             outcome.did(f'{step} (config version {version})' if step.action != 'delete' else str(step))
         if outcome.deleted:
-            if not scenario.until_gone(watch, name, outcome.uid, TIMEOUT):
-                outcome.failed(f'still there {TIMEOUT:.0f}s after its deletion')
-        elif not scenario.until_reconciled(watch, name, outcome.uid, version, TIMEOUT):
-            outcome.failed(f'not Ready and reconciled for its last spec ({version}) after {TIMEOUT:.0f}s')
-        else:
+            scenario.expect_gone(watch, outcome, TIMEOUT)
+        elif scenario.expect_reconciled(watch, outcome, version, TIMEOUT, spec='its last spec'):
             wrong = off_spec(scenario, scenario.get(name))
             if wrong:
                 outcome.failed(f'reconciled, but {wrong}')

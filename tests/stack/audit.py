@@ -81,12 +81,26 @@ def overlaps(write_log: list[dict], jobs: list[JobRecord]) -> list[str]:
     return found
 
 
-def objects_left(api_client: client.ApiClient, group: str, uid: str, namespace: str) -> list[str]:
-    """Everything of one instance still there: the instance, its lock Lease, every object labelled for it (all namespaces)."""
+def labelled_objects(api_client: client.ApiClient, group: str, uid: str | None = None) -> list[tuple[str, str]]:
+    """(``Kind/namespace/name``, instance uid) of every Secret, Service and KubeVirt object labelled for an instance,
+    in all namespaces; only those of instance ``uid`` when given."""
     core = client.CoreV1Api(api_client)
     custom = client.CustomObjectsApi(api_client)
+    label = f'{group}/computeinstance-uuid'
+    selector = f'{label}={uid}' if uid else label
+    found = []
+    for kind, lister in (('Secret', core.list_secret_for_all_namespaces), ('Service', core.list_service_for_all_namespaces)):
+        found += [(f'{kind}/{o.metadata.namespace}/{o.metadata.name}', o.metadata.labels[label]) for o in lister(label_selector=selector).items]
+    for kind, api_group, version, plural in KUBEVIRT_KINDS:
+        items = custom.list_cluster_custom_object(api_group, version, plural, label_selector=selector)['items']
+        found += [(f'{kind}/{o["metadata"]["namespace"]}/{o["metadata"]["name"]}', o['metadata']['labels'][label]) for o in items]
+    return found
+
+
+def objects_left(api_client: client.ApiClient, group: str, uid: str, namespace: str) -> list[str]:
+    """Everything of one instance still there: the instance, its lock Lease, every object labelled for it (all namespaces)."""
+    custom = client.CustomObjectsApi(api_client)
     coordination = client.CoordinationV1Api(api_client)
-    selector = f'{group}/computeinstance-uuid={uid}'
     left = [f'ComputeInstance/{i["metadata"]["namespace"]}/{i["metadata"]["name"]}'
             for i in custom.list_namespaced_custom_object(group, 'v1alpha1', namespace, 'computeinstances')['items']
             if i['metadata'].get('uid') == uid]
@@ -96,9 +110,5 @@ def objects_left(api_client: client.ApiClient, group: str, uid: str, namespace: 
     except client.ApiException as exc:
         if exc.status != 404:
             raise
-    for kind, lister in (('Secret', core.list_secret_for_all_namespaces), ('Service', core.list_service_for_all_namespaces)):
-        left += [f'{kind}/{o.metadata.namespace}/{o.metadata.name}' for o in lister(label_selector=selector).items]
-    for kind, api_group, version, plural in KUBEVIRT_KINDS:
-        items = custom.list_cluster_custom_object(api_group, version, plural, label_selector=selector)['items']
-        left += [f'{kind}/{o["metadata"]["namespace"]}/{o["metadata"]["name"]}' for o in items]
+    left += [ref for ref, _uid in labelled_objects(api_client, group, uid)]
     return sorted(left)

@@ -256,15 +256,7 @@ class Scenario:
     def orphans(self) -> list[str]:
         """Objects labelled for an instance that no longer exists, and lock Leases of such instances."""
         live = {i['metadata']['uid'] for i in self.custom.list_cluster_custom_object(self.group, VERSION, 'computeinstances')['items']}
-        label = f'{self.group}/computeinstance-uuid'
-        found = []
-        for kind, lister in (('Secret', self.core.list_secret_for_all_namespaces), ('Service', self.core.list_service_for_all_namespaces)):
-            found += [f'{kind}/{o.metadata.namespace}/{o.metadata.name}' for o in lister(label_selector=label).items
-                      if o.metadata.labels[label] not in live]
-        for kind, api_group, version, plural in audit.KUBEVIRT_KINDS:
-            found += [f'{kind}/{o["metadata"]["namespace"]}/{o["metadata"]["name"]}'
-                      for o in self.custom.list_cluster_custom_object(api_group, version, plural, label_selector=label)['items']
-                      if o['metadata']['labels'][label] not in live]
+        found = [ref for ref, uid in audit.labelled_objects(self.api_client, self.group) if uid not in live]
         leases = client.CoordinationV1Api(self.api_client).list_namespaced_lease(self.namespace).items
         found += [f'Lease/{self.namespace}/{lease.metadata.name}' for lease in leases
                   if lease.metadata.name.startswith('computeinstance-') and lease.metadata.name[len('computeinstance-'):] not in live]
@@ -319,14 +311,24 @@ class Scenario:
         self.results.append(result)
         return result
 
+    def create_instance(self, name: str, parameters: dict | None = None, **metadata) -> dict:
+        """Create an instance as a user does: a spec only (PARAMETERS updated with ``parameters``), plus ``metadata``; returns it."""
+        spec = {'templateID': TEMPLATE_ID, 'templateParameters': json.dumps(dict(PARAMETERS, **(parameters or {})))}
+        body = {'apiVersion': f'{self.group}/{VERSION}', 'kind': 'ComputeInstance', 'metadata': dict(metadata, name=name), 'spec': spec}
+        return self.custom.create_namespaced_custom_object(self.group, VERSION, self.namespace, 'computeinstances', body)
+
+    def delete_instance(self, name: str) -> None:
+        """Delete the instance as a user does (already gone: nothing to do)."""
+        try:
+            self.custom.delete_namespaced_custom_object(self.group, VERSION, self.namespace, 'computeinstances', name)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def create(self, name: str) -> StepResult:
         """Create an instance as a user would (spec only); the operator and the jobs do the rest. Waits until reconciled."""
         def body(_name, _uid, started):
-            spec = {'templateID': TEMPLATE_ID, 'templateParameters': json.dumps(PARAMETERS)}
-            created = self.custom.create_namespaced_custom_object(
-                self.group, VERSION, self.namespace, 'computeinstances',
-                {'apiVersion': f'{self.group}/{VERSION}', 'kind': 'ComputeInstance', 'metadata': {'name': name}, 'spec': spec})
-            uid = created['metadata']['uid']
+            uid = self.create_instance(name)['metadata']['uid']
             self.wait(name, uid, 'Ready with the reconciled config version', self.reconciled, started)
             return uid
         return self._step('create', name, body)
