@@ -4,6 +4,7 @@ runs unchanged against a real cluster (CLOUDKIT_TEST_KUBECONFIG)."""
 from __future__ import annotations
 
 import re
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -287,6 +288,51 @@ def test_finalizers_and_deletion_timestamp(api_client, namespace):
     assert still['metadata']['finalizers'] == ['example.com/other']
     cis.patch('fin', [{'op': 'remove', 'path': '/metadata/finalizers/0'}], 'application/json-patch+json')
     assert _status_of(lambda: cis.get('fin'))[0] == 404
+
+
+def _lease(name: str, namespace: str, owners: list[dict], finalizers: list[str] | None = None) -> dict:
+    return {'apiVersion': 'coordination.k8s.io/v1', 'kind': 'Lease',
+            'metadata': {'name': name, 'namespace': namespace, 'ownerReferences': owners, 'finalizers': finalizers or []}, 'spec': {}}
+
+
+def _gone(read, timeout: float = 30.0) -> bool:
+    """True once ``read()`` answers 404 (a real cluster's garbage collector takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            read()
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise
+        time.sleep(0.2)
+    return False
+
+
+def test_garbage_collection_of_owned_objects(api_client, namespace):
+    """Dependents go when their last owner does (the lock Lease of a deleted ComputeInstance); finalizers still hold."""
+    cis = CI(api_client, namespace)
+    leases = client.CoordinationV1Api(api_client)
+    owner = cis.create('owner')
+    other = cis.create('other')
+    ref = {'apiVersion': f'{GROUP}/{VERSION}', 'kind': 'ComputeInstance', 'name': 'owner', 'uid': owner['metadata']['uid'], 'blockOwnerDeletion': False}
+    other_ref = dict(ref, name='other', uid=other['metadata']['uid'])
+    leases.create_namespaced_lease(namespace, _lease('owned', namespace, [ref]))
+    leases.create_namespaced_lease(namespace, _lease('shared', namespace, [ref, other_ref]))
+    leases.create_namespaced_lease(namespace, _lease('held', namespace, [ref], ['example.com/hold']))
+    leases.create_namespaced_lease(namespace, _lease('free', namespace, []))
+    cis.delete('owner')
+    assert _gone(lambda: leases.read_namespaced_lease('owned', namespace))
+    deadline = time.monotonic() + 30
+    while leases.read_namespaced_lease('held', namespace).metadata.deletion_timestamp is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert leases.read_namespaced_lease('held', namespace).metadata.deletion_timestamp is not None, 'a finalizer holds a collected dependent'
+    assert leases.read_namespaced_lease('shared', namespace).metadata.deletion_timestamp is None, 'another owner still exists'
+    assert leases.read_namespaced_lease('free', namespace).metadata.deletion_timestamp is None
+    leases.patch_namespaced_lease('held', namespace, {'metadata': {'finalizers': None}})
+    assert _gone(lambda: leases.read_namespaced_lease('held', namespace))
+    cis.delete('other')
+    assert _gone(lambda: leases.read_namespaced_lease('shared', namespace))
 
 
 # ----------------------------------------------------------------------------- selectors & lists

@@ -25,7 +25,7 @@ from .errors import (APIError, already_exists, bad_request, conflict, go_string_
 from .faults import FaultSwitch
 from .schema import CRDSchema
 from .selectors import combine, parse_field_selector, parse_label_selector
-from .store import Entry, ResourceType, Store, Watcher, to_bytes
+from .store import Entry, ResourceType, Store, Watcher, owner_uids, to_bytes
 
 LOG = logging.getLogger(__name__)
 
@@ -766,11 +766,22 @@ class KubeAPI:
         return True
 
     def _after_remove(self, rtype: ResourceType, obj: dict) -> None:
+        self._collect_dependents(obj['metadata'].get('uid'))
         if rtype.key == CRD_KEY:
             names = obj['spec']['names']
             self.store.remove_type((obj['spec']['group'], names['plural']))
         elif rtype.namespaced:
             self._maybe_finish_namespace(obj['metadata']['namespace'])
+
+    def _collect_dependents(self, owner_uid: str | None) -> None:
+        """The garbage collector's background cascade: an object whose owners (ownerReferences) are all gone is deleted,
+        honouring its finalizers. (Real GC does this shortly after; here it happens as the owner goes.)"""
+        for tkey, (namespace, name) in sorted(self.store.dependents.get(owner_uid or '', ())):
+            entry = self.store.get(tkey, namespace or None, name)
+            rtype = self.store.types.get(tkey)
+            if entry is None or rtype is None or any(uid in self.store.uids for uid in owner_uids(entry.obj['metadata'])):
+                continue
+            self.delete_object(rtype, entry)
 
     def _after_write(self, rtype: ResourceType, obj: dict) -> None:
         if rtype.key == CRD_KEY:

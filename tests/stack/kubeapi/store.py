@@ -144,6 +144,11 @@ class Watcher:
             self.queue.put_nowait(line)
 
 
+def owner_uids(meta: dict) -> tuple:
+    """The uids an object's ownerReferences name, sorted."""
+    return tuple(sorted({ref['uid'] for ref in meta.get('ownerReferences') or [] if isinstance(ref, dict) and ref.get('uid')}))
+
+
 class Store:
     """All objects of all types, the global resourceVersion and a bounded event history."""
 
@@ -157,6 +162,10 @@ class Store:
         self.watchers: dict[tuple, set] = collections.defaultdict(set)
         # Objects per namespace across all types, so "is this namespace empty" is O(1).
         self.namespace_counts: collections.Counter = collections.Counter()
+        # For the garbage collector: where each uid lives, and the objects whose ownerReferences name a uid.
+        self.uids: dict[str, tuple] = {}
+        self.dependents: dict[str, set] = {}
+        self._owner_uids: dict[tuple, tuple] = {}
 
     # --- types -------------------------------------------------------------
     def add_type(self, rtype: ResourceType) -> None:
@@ -168,9 +177,10 @@ class Store:
     def remove_type(self, key: tuple) -> None:
         """Forget a type and its objects (CRD deletion)."""
         self.types.pop(key, None)
-        for (namespace, _name) in self.objects.pop(key, {}):
+        for (namespace, name), entry in self.objects.pop(key, {}).items():
             if namespace:
                 self.namespace_counts[namespace] -= 1
+            self._unindex(key, (namespace, name), entry.obj['metadata'])
         self._sorted.pop(key, None)
 
     def find_type(self, group: str, version: str, plural: str) -> ResourceType | None:
@@ -219,6 +229,7 @@ class Store:
             if key[0]:
                 self.namespace_counts[key[0]] += 1
         bucket[key] = entry
+        self._index(tkey, key, meta)
         self._publish(tkey, etype, entry, old)
 
     def remove(self, tkey: tuple, entry: Entry) -> None:
@@ -227,8 +238,37 @@ class Store:
         key = (meta.get('namespace') or '', meta['name'])
         if self.objects[tkey].pop(key, None) is not None and key[0]:
             self.namespace_counts[key[0]] -= 1
+        self._unindex(tkey, key, meta)
         self._sorted[tkey] = None
         self._publish(tkey, 'DELETED', entry, None)
+
+    def _index(self, tkey: tuple, key: tuple, meta: dict) -> None:
+        ref = (tkey, key)
+        if meta.get('uid'):
+            self.uids[meta['uid']] = ref
+        owners = owner_uids(meta)
+        previous = self._owner_uids.get(ref, ())
+        if owners == previous:
+            return
+        for uid in previous:
+            self.dependents.get(uid, set()).discard(ref)
+        for uid in owners:
+            self.dependents.setdefault(uid, set()).add(ref)
+        if owners:
+            self._owner_uids[ref] = owners
+        else:
+            self._owner_uids.pop(ref, None)
+
+    def _unindex(self, tkey: tuple, key: tuple, meta: dict) -> None:
+        ref = (tkey, key)
+        if meta.get('uid') and self.uids.get(meta['uid']) == ref:
+            del self.uids[meta['uid']]
+        for uid in self._owner_uids.pop(ref, ()):
+            dependents = self.dependents.get(uid)
+            if dependents is not None:
+                dependents.discard(ref)
+                if not dependents:
+                    del self.dependents[uid]
 
     def _publish(self, tkey: tuple, etype: str, entry: Entry, old: dict | None) -> None:
         event = Event(int(entry.obj['metadata']['resourceVersion']), tkey, etype, entry, old)
