@@ -98,6 +98,17 @@ options:
         M(cloudkit.provisioning.finalizer) task would read again.
     type: bool
     default: false
+  release_lock:
+    description:
+      - After the writes, release the instance's lock (its Lease) if O(lock_holder) holds it; another
+        holder's lock is never touched. The last write of a provision, which saves the job a separate
+        M(cloudkit.provisioning.computeinstance_lock) task with O(cloudkit.provisioning.computeinstance_lock#module:state=absent).
+      - Not in check mode, and not when the instance is gone.
+    type: bool
+    default: false
+  lock_holder:
+    description: The holder identity of the lock to release, as given to M(cloudkit.provisioning.computeinstance_lock). Required with O(release_lock).
+    type: str
 """
 
 EXAMPLES = r"""
@@ -127,6 +138,8 @@ EXAMPLES = r"""
       namespace: tenant-acme
       name: vm1
     reconciled_config_version: "{{ instance.desired_config_version }}"
+    release_lock: true
+    lock_holder: "job-{{ awx_job_id }}"
 
 - name: Own the instance and say provisioning started, in one read
   cloudkit.provisioning.computeinstance_status:
@@ -158,6 +171,10 @@ changed_fields:
   type: list
   elements: str
   sample: [conditions, phase]
+lock_released:
+  description: Whether O(release_lock) deleted the Lease (false when another holder has it, or there was none).
+  returned: always
+  type: bool
 resource_version:
   description: metadata.resourceVersion after the change.
   returned: when RV(exists)
@@ -171,6 +188,7 @@ events:
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, NotFound, contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceLock
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import BeingDeleted, set_annotation, set_finalizer
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.status import (
     StatusError,
@@ -198,9 +216,12 @@ def main():
         "event": {"type": "dict"},
         "record_events": {"type": "bool", "default": True},
         "add_finalizer": {"type": "bool", "default": False},
+        "release_lock": {"type": "bool", "default": False},
+        "lock_holder": {"type": "str"},
     }
     argument_spec.update(INSTANCE_SPEC)
-    module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, **INSTANCE_CONSTRAINTS)
+    module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, required_if=[("release_lock", True, ("lock_holder",))],
+                        **INSTANCE_CONSTRAINTS)
     params = module.params
     version = params["reconciled_config_version"]
     if version is not None and (not version.strip() or version.strip().lower() in PLACEHOLDER_VERSIONS):
@@ -215,7 +236,7 @@ def main():
     resource = contract_resources(names)[0]
     client = module.client
     name, namespace = identity["name"], identity["namespace"]
-    result = {"changed": False, "changed_fields": [], "events": []}
+    result = {"changed": False, "changed_fields": [], "events": [], "lock_released": False}
     options = dict((key, params[key]) for key in ("phase", "conditions", "virtual_machine_reference", "job", "job_records", "last_restarted_at"))
     try:
         live = client.get(resource, name, namespace)
@@ -268,6 +289,13 @@ def main():
         for warning in record_events(client, live, events):
             module.warn(warning)
         result["events"] = [{"reason": r, "message": m, "type": t} for r, m, t in events]
+
+    if params["release_lock"] and not module.check_mode:
+        lock = InstanceLock(client, namespace, live["metadata"]["uid"], params["lock_holder"])
+        try:
+            result["lock_released"], _holder = lock.release()
+        except KubeError as error:
+            module.fail_api(error, "status written; cannot release Lease %s/%s" % (lock.namespace, lock.name), **result)
 
     if result["changed"] and module._diff:
         result["diff"] = {
