@@ -18,8 +18,8 @@ export PATH := $(BIN):$(PATH)
 
 .PHONY: test demo bootstrap sync sanity lint units contract integration reliability molecule bench build clean
 
-## make test: everything (sanity, lint, units, the stand-in's contract tests, integration, molecule)
-test: bootstrap sanity lint units contract integration molecule
+## make test: everything (sanity, lint, units, the stand-in's contract tests, integration, molecule, reliability)
+test: bootstrap sanity lint units contract integration molecule reliability
 
 ## make demo: the main job end to end, driven by the operator stand-in (DEMO_ARGS=--json for a JSON report)
 demo: bootstrap
@@ -46,7 +46,7 @@ contract:
 integration: sync
 	$(BIN)/python -m pytest tests/integration
 
-## make reliability: faults and randomized interleavings through the whole stack (long; not yet in make test)
+## make reliability: faults and 200 randomized interleavings through the whole stack (CLOUDKIT_INTERLEAVINGS to change the count)
 reliability: sync
 	$(BIN)/python -m pytest tests/reliability
 
