@@ -27,16 +27,6 @@ from tests.stack.local import LocalStack  # noqa: E402  pylint: disable=wrong-im
 from tests.stack.scenarios import VERSION, Scenario  # noqa: E402  pylint: disable=wrong-import-position
 
 
-def create(scenario: Scenario, name: str) -> str:
-    """Create one instance as a user would; its uid."""
-    return scenario.create_instance(name)['metadata']['uid']
-
-
-def delete(scenario: Scenario, name: str) -> None:
-    """Delete one instance as a user would."""
-    scenario.delete_instance(name)
-
-
 def wait_until(check, timeout: float) -> float | None:
     """Seconds until ``check()`` held (polled every 0.5 s), None on timeout."""
     started = time.monotonic()
@@ -56,12 +46,12 @@ def run_round(scenario: Scenario, names: list[str], timeout: float) -> dict:
     """Create ``names`` at once, wait until all are reconciled, delete them at once, wait until all are gone."""
     jobs_before = {job.id for job in scenario.jobs_of_all()}
     with ThreadPoolExecutor(16) as pool:
-        uids = list(pool.map(lambda name: create(scenario, name), names))
+        uids = [created['metadata']['uid'] for created in pool.map(scenario.create_instance, names)]
     wanted = set(names)
     ready = wait_until(lambda: sum(scenario.reconciled(obj) for obj in instances(scenario) if obj['metadata']['name'] in wanted) == len(names),
                        timeout)
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda name: delete(scenario, name), names))
+        list(pool.map(scenario.delete_instance, names))
     gone = wait_until(lambda: not any(obj['metadata']['name'] in wanted for obj in instances(scenario)), timeout)
     scenario.stack.controller.wait_idle(timeout)
     jobs = [job for job in scenario.jobs_of_all() if job.id not in jobs_before and job.uid in set(uids)]

@@ -954,7 +954,8 @@ def wait_for(client, resource, name, namespace, predicate, timeout, tick=None, t
     deadline = clock() + timeout
     selector = "metadata.name=%s" % name
     while True:
-        current, known = (known, None) if known is not None else (client.get_or_none(resource, name, namespace), None)
+        current = known if known is not None else client.get_or_none(resource, name, namespace)
+        known = None  # a resumed watch starts from a fresh read
         if predicate(current):
             return current
         version = (current or {}).get("metadata", {}).get("resourceVersion")

@@ -134,17 +134,11 @@ class InstanceLock(object):
         `create_first` tries the create before any read: the uncontended case (by far the most common) then costs one
         request; a 409 reads the Lease and decides on it as usual.
         """
-        if create_first:
-            created, lease = self._create()
-            if created:
-                return True, lease, None, False
-        else:
-            lease = self.read()
+        lease = None if create_first else self.read()
         if lease is None:
-            if create_first:
-                return False, None, None, False  # deleted since the 409: the next attempt creates it
             created, lease = self._create()
-            return created, lease, None, False
+            if created or lease is None:  # None: deleted again since the 409; the next attempt creates it
+                return created, lease, None, False
         current = holder_of(lease)
         try:
             if current == self.holder:

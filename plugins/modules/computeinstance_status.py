@@ -238,20 +238,14 @@ def main():
     name, namespace = identity["name"], identity["namespace"]
     result = {"changed": False, "changed_fields": [], "events": [], "lock_released": False}
     options = dict((key, params[key]) for key in ("phase", "conditions", "virtual_machine_reference", "job", "job_records", "last_restarted_at"))
-    try:
-        live = client.get(resource, name, namespace)
-    except NotFound:
-        module.warn("ComputeInstance %s/%s does not exist: no status written" % (namespace, name))
-        module.exit_json(exists=False, **result)
-    except KubeError as error:
-        module.fail_api(error, "cannot read ComputeInstance %s/%s" % (namespace, name))
-    # Checked before any write: a job must never write on a namesake created after it was launched.
-    if identity.get("uid") and live["metadata"].get("uid") != identity["uid"]:
-        module.fail_json(msg="ComputeInstance %s/%s was re-created (uid %s, the job was for %s): status not written"
-                         % (namespace, name, live["metadata"].get("uid"), identity["uid"]))
-    finalizers_before = list(live["metadata"].get("finalizers") or [])
     owned = None
     try:
+        live = client.get(resource, name, namespace)
+        # Checked before any write: a job must never write on a namesake created after it was launched.
+        if identity.get("uid") and live["metadata"].get("uid") != identity["uid"]:
+            module.fail_json(msg="ComputeInstance %s/%s was re-created (uid %s, the job was for %s): status not written"
+                             % (namespace, name, live["metadata"].get("uid"), identity["uid"]))
+        finalizers_before = list(live["metadata"].get("finalizers") or [])
         if params["add_finalizer"]:
             owned = set_finalizer(client, resource, name, namespace, names.finalizer, True, check_mode=module.check_mode, live=live)
             live = owned["live"]

@@ -251,7 +251,7 @@ class Store:
         if owners == previous:
             return
         for uid in previous:
-            self.dependents.get(uid, set()).discard(ref)
+            self._drop_dependent(uid, ref)
         for uid in owners:
             self.dependents.setdefault(uid, set()).add(ref)
         if owners:
@@ -264,11 +264,14 @@ class Store:
         if meta.get('uid') and self.uids.get(meta['uid']) == ref:
             del self.uids[meta['uid']]
         for uid in self._owner_uids.pop(ref, ()):
-            dependents = self.dependents.get(uid)
-            if dependents is not None:
-                dependents.discard(ref)
-                if not dependents:
-                    del self.dependents[uid]
+            self._drop_dependent(uid, ref)
+
+    def _drop_dependent(self, owner_uid: str, ref: tuple) -> None:
+        dependents = self.dependents.get(owner_uid)
+        if dependents is not None:
+            dependents.discard(ref)
+            if not dependents:
+                del self.dependents[owner_uid]
 
     def _publish(self, tkey: tuple, etype: str, entry: Entry, old: dict | None) -> None:
         event = Event(int(entry.obj['metadata']['resourceVersion']), tkey, etype, entry, old)

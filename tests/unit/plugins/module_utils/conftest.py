@@ -23,6 +23,7 @@ class FakeClient:
         self.writes = []
         self.created = []
         self.watches = []
+        self.reads = []  # (verb, kind) of every get and list, in order
 
     def put(self, resource, obj):
         self.version += 1
@@ -38,6 +39,7 @@ class FakeClient:
         return key
 
     def get(self, resource, name, namespace=None, subresource=None):
+        self.reads.append(("get", resource.kind))
         return copy.deepcopy(self.objects[self._key(resource, name, namespace)])
 
     def patch(self, resource, name, patch, namespace=None, patch_type="merge", subresource=None, field_manager=None, force=None):
@@ -97,6 +99,7 @@ class FakeClient:
         return self.objects.pop(key)
 
     def list(self, resource, namespace=None, label_selector=None, field_selector=None, limit=None):
+        self.reads.append(("list", resource.kind))
         items = [copy.deepcopy(o) for (plural, ns, _name), o in self.objects.items() if plural == resource.plural and namespace in (None, ns)]
         if label_selector:
             key, value = label_selector.split("=", 1)

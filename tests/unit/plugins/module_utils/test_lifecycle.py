@@ -82,29 +82,10 @@ def test_restart_requested_before_the_vm_runs_is_served_by_its_start(fake):
     assert again.restarted_at is None and not again.changed, "a later run does not restart for it again"
 
 
-class CountingClient:
-    """Wraps the fake client and records every read (get, get_or_none, list) it serves."""
-
-    def __init__(self, fake):
-        self.fake = fake
-        self.reads = []
-
-    def __getattr__(self, name):
-        method = getattr(self.fake, name)
-        if name not in ("get", "get_or_none", "list"):
-            return method
-
-        def read(resource, *args, **kwargs):
-            self.reads.append((name, resource.kind))
-            return method(resource, *args, **kwargs)
-        return read
-
-
 def test_a_never_provisioned_instance_creates_first_and_reads_nothing_before(fake):
     instance = ComputeInstance({"metadata": {"name": "vm1", "namespace": "tenants", "uid": "u-1"}, "spec": SPEC, "status": {}}, NAMES)
-    client = CountingClient(fake)
-    outcome = lifecycle.ensure_present(client, instance, vm_parameters(SPEC), "vms", storage_class="standard", wait=False)
-    assert len(outcome.created) == 4 and not client.reads
+    outcome = lifecycle.ensure_present(fake, instance, vm_parameters(SPEC), "vms", storage_class="standard", wait=False)
+    assert len(outcome.created) == 4 and not fake.reads
 
 
 def test_create_first_falls_back_to_read_and_update_when_an_object_exists(fake):
@@ -123,6 +104,6 @@ def test_a_provisioned_instance_reads_before_it_writes(fake):
     provisioned = {"metadata": {"name": "vm1", "namespace": "tenants", "uid": "u-1",
                                 "annotations": {NAMES.reconciled_config_version_annotation: "v1"}}, "spec": spec, "status": {}}
     lifecycle.ensure_present(fake, ComputeInstance(provisioned, NAMES), vm_parameters(spec), "vms", storage_class="standard", wait=False)
-    client = CountingClient(fake)
-    outcome = lifecycle.ensure_present(client, ComputeInstance(provisioned, NAMES), vm_parameters(spec), "vms", storage_class="standard", wait=False)
-    assert not outcome.changed and [kind for _verb, kind in client.reads][:4] == ["Secret", "DataVolume", "VirtualMachine", "Service"]
+    fake.reads.clear()
+    outcome = lifecycle.ensure_present(fake, ComputeInstance(provisioned, NAMES), vm_parameters(spec), "vms", storage_class="standard", wait=False)
+    assert not outcome.changed and [kind for _verb, kind in fake.reads][:4] == ["Secret", "DataVolume", "VirtualMachine", "Service"]

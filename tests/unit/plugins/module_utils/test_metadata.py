@@ -140,15 +140,13 @@ def test_deletion_starting_mid_write_is_reported_as_being_deleted(fake, configma
 def test_set_finalizer_on_a_given_object_reads_nothing_and_returns_the_object_after(fake, configmap):
     fake.put(configmap, obj([THEIRS]))
     given = fake.get(configmap, "cm", "ns")
-    reads = []
-    fake_get = fake.get
-    fake.get = lambda *args, **kwargs: reads.append(args) or fake_get(*args, **kwargs)
+    fake.reads.clear()
     result = set_finalizer(fake, configmap, "cm", "ns", OURS, True, live=given)
-    assert result["changed"] and not reads
+    assert result["changed"] and not fake.reads
     assert result["live"]["metadata"]["finalizers"] == [THEIRS, OURS]
     assert result["live"]["metadata"]["resourceVersion"] != given["metadata"]["resourceVersion"]
     changed, after = set_annotation(fake, configmap, "cm", "ns", "a/b", "1", live=result["live"])
-    assert changed and not reads and after["metadata"]["annotations"] == {"a/b": "1"}
+    assert changed and not fake.reads and after["metadata"]["annotations"] == {"a/b": "1"}
 
 
 def test_a_stale_given_object_costs_one_conflict_then_a_read(fake, configmap):
