@@ -1,6 +1,7 @@
 """KubeVirtController: plays KubeVirt's VM/VMI controllers and CDI's importer against an API server, over HTTP only."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -21,6 +22,14 @@ _API = {VM: KUBEVIRT, VMI: KUBEVIRT, DV: CDI}
 _RETRY_CODES = frozenset((0, 408, 409, 429, 500, 502, 503, 504))
 _CONFLICT_RETRIES = 5
 _WORKERS = 4
+
+
+def _status_reason(exc: client.ApiException) -> str | None:
+    """The ``reason`` of the Status body an API error carries (AlreadyExists, Conflict, ...), or None."""
+    try:
+        return json.loads(exc.body).get('reason')
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 class _Gone(Exception):
@@ -188,13 +197,17 @@ class KubeVirtController:
             raise
 
     def _create(self, plural: str, body: dict) -> dict | None:
-        """POST; None when it exists already (our cache lags behind our own create)."""
+        """POST; None when it exists already (our cache lags behind our own create).
+
+        Only a 409 whose Status reason is AlreadyExists means that: any other 409 (a Conflict) is retried like a 500, or the
+        VM would wait for a DataVolume or VMI that was never created, with no event left to wake it.
+        """
         group, version = _API[plural]
         try:
             return self._api.create_namespaced_custom_object(group, version, body['metadata']['namespace'], plural, body,
                                                              _request_timeout=REQUEST_TIMEOUT)
         except client.ApiException as exc:
-            if exc.status == 409:
+            if exc.status == 409 and _status_reason(exc) == 'AlreadyExists':
                 return None
             raise
 
