@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 
 from tests.integration.instances import Operator
 from tests.integration.webhooks import PATIENCE, SECRET, TOKEN, free_port, output, post, wait_for
@@ -13,13 +14,16 @@ GROUP = "cloudkit.openshift.io"
 # `rulebook` (ansible-rulebook on one of rulebooks/) are in conftest.py.
 
 
-def instance(name, uid, deleting=False):
-    metadata = {"name": name, "namespace": "tenants", "uid": uid, "resourceVersion": "7",
+def instance(name, uid, deleting=False, generation=1, resource_version="7", desired="abc", phase=None):
+    metadata = {"name": name, "namespace": "tenants", "uid": uid, "resourceVersion": resource_version, "generation": generation,
                 "finalizers": [GROUP + "/computeinstance", GROUP + "/computeinstance-aap"]}
     if deleting:
         metadata["deletionTimestamp"] = "2026-02-01T10:00:00Z"
+    status = {"desiredConfigVersion": desired}
+    if phase:
+        status["phase"] = phase
     return {"apiVersion": GROUP + "/v1alpha1", "kind": "ComputeInstance", "metadata": metadata,
-            "spec": {"templateID": "cloudkit.templates.ocp_virt_vm"}, "status": {"desiredConfigVersion": "abc"}}
+            "spec": {"templateID": "cloudkit.templates.ocp_virt_vm"}, "status": status}
 
 
 def launched(controller):
@@ -83,6 +87,40 @@ def test_webhook_without_hmac_needs_only_the_token(rulebook, controller):
     assert post(port, "create-compute-instance", instance("vm4", "u-4"), secret=None) == 200
     wait_for(lambda: len(controller.jobs()) == 1 and controller.wait_idle(0.1), "the create job")
     assert launched(controller) == [("innabox-create-compute-instance", "vm4", "Create compute instance")]
+
+
+def test_webhook_launches_one_provision_per_instance_version(rulebook, controller):
+    """The operator's re-sends of an unreconciled instance launch nothing more; a new spec or a failed provision does."""
+    port = free_port()
+    process = rulebook("compute_instance_webhook.yml", {"webhook_host": "127.0.0.1", "webhook_port": port},
+                       env={"webhook_token": TOKEN}, env_vars=("webhook_token",))
+    wait_for(lambda: process.poll() is not None or post(port, "create-compute-instance", {}, token=None) == 401, "the webhook to listen")
+    assert process.poll() is None, output(process)
+    sends = [
+        ("launched", instance("vm5", "u-5")),
+        ("dropped", instance("vm5", "u-5")),  # a POST sent again after a timeout
+        ("dropped", instance("vm5", "u-5", resource_version="8", phase="Progressing")),  # re-sent while its job runs
+        ("launched", instance("vm5", "u-5", resource_version="9", phase="Failed")),  # the job failed: retried
+        ("dropped", instance("vm5", "u-5", resource_version="9", phase="Failed")),
+        ("launched", instance("vm5", "u-5", resource_version="11", phase="Failed")),  # failed again
+        ("launched", instance("vm5", "u-5", generation=2, resource_version="12", desired="def")),  # a spec change
+        ("launched", instance("vm5", "u-5", generation=3, resource_version="13", desired="abc")),  # back to the first spec
+        ("launched", instance("vm5", "u-6")),  # a namesake created again
+        ("launched", instance("vm5", "u-6", deleting=True)),  # deletes are never dropped
+        ("launched", instance("vm5", "u-6", deleting=True, resource_version="14")),
+    ]
+    for _expected, body in sends:
+        assert post(port, "create-compute-instance" if "deletionTimestamp" not in body["metadata"] else "delete-compute-instance",
+                    body, secret=None) == 200
+    expected = [body for verdict, body in sends if verdict == "launched"]
+    wait_for(lambda: len(controller.jobs()) >= len(expected) and controller.wait_idle(0.1), "the jobs")
+    # Time for a dropped copy to show up late: the rules run in parallel, the job template lookup is refreshed every 0.3 s.
+    time.sleep(2)
+    controller.wait_idle(PATIENCE)
+    payloads = sorted((json.loads(job["extra_vars"])["ansible_eda"]["event"]["payload"] for job in controller.jobs()), key=json.dumps)
+    assert payloads == sorted(expected, key=json.dumps)
+    rules = sorted(json.loads(job["extra_vars"])["ansible_eda"]["rule"] for job in controller.jobs())
+    assert rules == ["Create compute instance"] * 4 + ["Delete compute instance"] * 2 + ["Provision again after a failure"] * 2
 
 
 def test_watch_rulebook_provisions_and_deprovisions(rulebook, controller, kube, api_client, namespace):
