@@ -26,6 +26,16 @@ def instance(name, uid, deleting=False, generation=1, resource_version="7", desi
             "spec": {"templateID": "cloudkit.templates.ocp_virt_vm"}, "status": status}
 
 
+def start_webhook(rulebook, secrets):
+    """ansible-rulebook on the webhook rulebook, the secrets given as environment variables; its port once it answers."""
+    port = free_port()
+    process = rulebook("compute_instance_webhook.yml", {"webhook_host": "127.0.0.1", "webhook_port": port},
+                       env=secrets, env_vars=tuple(secrets))
+    wait_for(lambda: process.poll() is not None or post(port, "create-compute-instance", {}, token=None) == 401, "the webhook to listen")
+    assert process.poll() is None, output(process)
+    return port
+
+
 def launched(controller):
     """(template name, instance name, rule) of each job, oldest first."""
     found = []
@@ -36,11 +46,7 @@ def launched(controller):
 
 
 def test_webhook_authenticates_and_launches_the_right_templates(rulebook, controller):
-    port = free_port()
-    process = rulebook("compute_instance_webhook.yml", {"webhook_host": "127.0.0.1", "webhook_port": port},
-                       env={"webhook_token": TOKEN, "webhook_hmac_secret": SECRET}, env_vars=("webhook_token", "webhook_hmac_secret"))
-    wait_for(lambda: process.poll() is not None or post(port, "create-compute-instance", {}, token=None) == 401, "the webhook to listen")
-    assert process.poll() is None, output(process)
+    port = start_webhook(rulebook, {"webhook_token": TOKEN, "webhook_hmac_secret": SECRET})
 
     body = instance("vm1", "u-1")
     assert post(port, "create-compute-instance", body, token=None) == 401
@@ -78,11 +84,7 @@ def test_webhook_authenticates_and_launches_the_right_templates(rulebook, contro
 
 
 def test_webhook_without_hmac_needs_only_the_token(rulebook, controller):
-    port = free_port()
-    process = rulebook("compute_instance_webhook.yml", {"webhook_host": "127.0.0.1", "webhook_port": port},
-                       env={"webhook_token": TOKEN}, env_vars=("webhook_token",))
-    wait_for(lambda: process.poll() is not None or post(port, "create-compute-instance", {}, token=None) == 401, "the webhook to listen")
-    assert process.poll() is None, output(process)
+    port = start_webhook(rulebook, {"webhook_token": TOKEN})
     assert post(port, "create-compute-instance", instance("vm4", "u-4"), token="wrong", secret=None) == 401
     assert post(port, "create-compute-instance", instance("vm4", "u-4"), secret=None) == 200
     wait_for(lambda: len(controller.jobs()) == 1 and controller.wait_idle(0.1), "the create job")
@@ -91,11 +93,7 @@ def test_webhook_without_hmac_needs_only_the_token(rulebook, controller):
 
 def test_webhook_launches_one_provision_per_instance_version(rulebook, controller):
     """The operator's re-sends of an unreconciled instance launch nothing more; a new spec or a failed provision does."""
-    port = free_port()
-    process = rulebook("compute_instance_webhook.yml", {"webhook_host": "127.0.0.1", "webhook_port": port},
-                       env={"webhook_token": TOKEN}, env_vars=("webhook_token",))
-    wait_for(lambda: process.poll() is not None or post(port, "create-compute-instance", {}, token=None) == 401, "the webhook to listen")
-    assert process.poll() is None, output(process)
+    port = start_webhook(rulebook, {"webhook_token": TOKEN})
     sends = [
         ("launched", instance("vm5", "u-5")),
         ("dropped", instance("vm5", "u-5")),  # a POST sent again after a timeout

@@ -24,12 +24,13 @@ _CONFLICT_RETRIES = 5
 _WORKERS = 4
 
 
-def _status_reason(exc: client.ApiException) -> str | None:
-    """The ``reason`` of the Status body an API error carries (AlreadyExists, Conflict, ...), or None."""
+def _status_of(exc: client.ApiException) -> dict:
+    """The Status body an API error carries (reason AlreadyExists, Conflict, ...; message), or {}."""
     try:
-        return json.loads(exc.body).get('reason')
-    except (TypeError, ValueError, AttributeError):
-        return None
+        status = json.loads(exc.body)
+    except (TypeError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
 
 
 class _Gone(Exception):
@@ -207,7 +208,7 @@ class KubeVirtController:
             return self._api.create_namespaced_custom_object(group, version, body['metadata']['namespace'], plural, body,
                                                              _request_timeout=REQUEST_TIMEOUT)
         except client.ApiException as exc:
-            if exc.status == 409 and _status_reason(exc) == 'AlreadyExists':
+            if exc.status == 409 and _status_of(exc).get('reason') == 'AlreadyExists':
                 return None
             raise
 
@@ -221,7 +222,7 @@ class KubeVirtController:
         except client.ApiException as exc:
             if exc.status == 404:
                 return
-            if exc.status == 409 and b'Precondition' in (exc.body.encode() if isinstance(exc.body, str) else exc.body or b''):
+            if exc.status == 409 and 'Precondition' in str(_status_of(exc).get('message', '')):
                 return
             raise
 
