@@ -202,7 +202,8 @@ class JobTimeout(ControllerError):
 
 _ERROR_BY_STATUS = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed, 409: Conflict}
 # GETs are retried on these (a gateway restarting, the controller busy); launches never are.
-_RETRY_STATUSES = (429, 502, 503, 504)
+# A controller failing over or restarting answers 500 as well as 502-504; reads and cancels are safe to send again.
+_RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
 class ControllerClient(object):
@@ -213,7 +214,7 @@ class ControllerClient(object):
     """
 
     def __init__(self, host, token=None, username=None, password=None, validate_certs=True, request_timeout=None,
-                 opener=None, sleep=time.sleep, clock=time.monotonic, attempts=3):
+                 opener=None, sleep=time.sleep, clock=time.monotonic, attempts=5):
         self.root = api_root(host)
         if isinstance(token, dict):
             if not token.get("token"):
@@ -279,8 +280,12 @@ class ControllerClient(object):
             cls = _ERROR_BY_STATUS.get(status, ServerError if status >= 500 else ControllerError)
         return cls(self.redact(message), status=status, url=url, method=method, detail=detail)
 
-    def request(self, method, endpoint, data=None, query=None):
-        """The decoded JSON answer ({} when empty); raises a ControllerError subclass."""
+    def request(self, method, endpoint, data=None, query=None, idempotent=None):
+        """The decoded JSON answer ({} when empty); raises a ControllerError subclass.
+
+        GETs (and writes marked `idempotent`, such as a cancel) are retried on 429, 5xx and no answer,
+        backing off 0.5, 1, 2, 4 s; a launch is never sent twice.
+        """
         url = self.url(endpoint, query)
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         auth = {}
@@ -292,7 +297,7 @@ class ControllerClient(object):
         if data is not None:
             body = json.dumps(data)
             headers["Content-Type"] = "application/json"
-        attempts = self.attempts if method == "GET" else 1
+        attempts = self.attempts if (method == "GET" if idempotent is None else idempotent) else 1
         attempt = 0
         while True:
             attempt += 1
@@ -334,9 +339,9 @@ class ControllerClient(object):
         """GET, decoded."""
         return self.request("GET", endpoint, query=query)
 
-    def post(self, endpoint, data=None):
+    def post(self, endpoint, data=None, idempotent=False):
         """POST a JSON body, decoded answer."""
-        return self.request("POST", endpoint, data=data if data is not None else {})
+        return self.request("POST", endpoint, data=data if data is not None else {}, idempotent=idempotent)
 
     def get_all(self, endpoint, query=None):
         """Every item of a list endpoint, following `next` page after page."""
@@ -418,7 +423,7 @@ class ControllerClient(object):
         """Ask the controller to cancel a job: True when asked, False when it had already finished (405)."""
         endpoint = self.job_endpoint(job_id, template_type) + "cancel/"
         try:
-            self.post(endpoint)
+            self.post(endpoint, idempotent=True)  # asking twice is harmless: a finished job answers 405
         except MethodNotAllowed:
             return False
         except NotFound as exc:

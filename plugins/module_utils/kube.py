@@ -675,6 +675,9 @@ class KubeClient(object):
         for resource in resources or ():
             self._resources[(resource.api_version, resource.kind)] = resource
         self._discovered = set()
+        # Called before every write (create, replace, patch, delete); the lock's fence raises there to stop a job
+        # that no longer holds its instance's Lease before the write is sent.
+        self.before_write = None
 
     @classmethod
     def from_options(cls, options=None, retry=None, request_timeout=DEFAULT_REQUEST_TIMEOUT, resources=None):
@@ -800,6 +803,10 @@ class KubeClient(object):
 
     # -- verbs ---------------------------------------------------------------------
 
+    def _guard(self):
+        if self.before_write is not None:
+            self.before_write()
+
     def get(self, resource, name, namespace=None, subresource=None):
         return self.request("GET", resource.path(namespace, name, subresource))
 
@@ -825,15 +832,18 @@ class KubeClient(object):
             query["continue"] = token
 
     def create(self, resource, body, namespace=None, dry_run=False):
+        self._guard()
         namespace = namespace or (body.get("metadata") or {}).get("namespace")
         return self.request("POST", resource.path(namespace), {"dryRun": "All" if dry_run else None}, body)
 
     def replace(self, resource, body, namespace=None, subresource=None):
+        self._guard()
         metadata = body.get("metadata") or {}
         namespace = namespace or metadata.get("namespace")
         return self.request("PUT", resource.path(namespace, metadata["name"], subresource), None, body)
 
     def patch(self, resource, name, patch, namespace=None, patch_type="merge", subresource=None, field_manager=None, force=None):
+        self._guard()
         if patch_type not in PATCH_CONTENT_TYPES:
             raise ValueError("patch_type must be one of %s" % ", ".join(sorted(PATCH_CONTENT_TYPES)))
         if patch_type == "apply" and not field_manager:
@@ -843,6 +853,7 @@ class KubeClient(object):
 
     def delete(self, resource, name, namespace=None, propagation_policy="Background", preconditions=None):
         """DELETE; returns the API's answer (the object while finalizers hold it, else a Status)."""
+        self._guard()
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation_policy}
         if preconditions:
             body["preconditions"] = preconditions
@@ -942,11 +953,11 @@ class WaitTimeout(Exception):
         self.last = last
 
 
-def wait_for(client, resource, name, namespace, predicate, timeout, tick=None, tick_interval=10.0, clock=time.monotonic, known=None):
+def wait_for(client, resource, name, namespace, predicate, timeout, tick=None, tick_interval=5.0, clock=time.monotonic, known=None):
     """Wait until predicate(object or None) is true, driven by a watch of that one object.
 
     Returns the object (None if the predicate accepted its absence). `tick` is
-    called at least every `tick_interval` seconds (lock renewal); it may raise
+    called at least every `tick_interval` seconds (the lock's fence); it may raise
     to abort. A broken or expired watch is resumed from a fresh read. `known`
     is the object as this job just wrote or read it: the first watch starts
     from its resourceVersion instead of a read.

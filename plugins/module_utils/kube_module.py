@@ -17,17 +17,18 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import 
     auth_argument_spec,
     contract_resources,
 )
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import Fenced, LeaseFence
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
 
 API_GROUP_SPEC = {"api_group": {"type": "str", "fallback": (env_fallback, ["CLOUDKIT_API_GROUP"])}}
 
 # Which ComputeInstance: by name, or from the job's extra vars (doc fragment cloudkit.provisioning.instance).
 INSTANCE_SPEC = dict(
-    {"name": {"type": "str"}, "namespace": {"type": "str"}, "payload": {"type": "raw"}},
+    {"name": {"type": "str"}, "namespace": {"type": "str"}, "uid": {"type": "str"}, "payload": {"type": "raw"}},
     **API_GROUP_SPEC
 )
 INSTANCE_CONSTRAINTS = {
-    "mutually_exclusive": [("name", "payload"), ("namespace", "payload")],
+    "mutually_exclusive": [("name", "payload"), ("namespace", "payload"), ("uid", "payload")],
     "required_together": [("name", "namespace")],
     "required_one_of": [("name", "payload")],
 }
@@ -41,15 +42,19 @@ class KubeModule(AnsibleModule):
         spec.update(argument_spec)
         super(KubeModule, self).__init__(argument_spec=spec, **kwargs)
         self._client = None
+        self.fence = None
+
+    def _new_client(self):
+        options = dict((option, self.params.get(option)) for option in auth_argument_spec())
+        return KubeClient.from_options(options)
 
     @property
     def client(self):
         if self._client is None:
             if URLLIB3_IMPORT_ERROR is not None:
                 self.fail_json(msg=missing_required_lib("urllib3"), exception=str(URLLIB3_IMPORT_ERROR))
-            options = dict((option, self.params.get(option)) for option in auth_argument_spec())
             try:
-                self._client = KubeClient.from_options(options)
+                self._client = self._new_client()
             except KubernetesRequired as exc:
                 # Only kubeconfig users with exec or auth-provider need the kubernetes client.
                 self.fail_json(msg=missing_required_lib("kubernetes", reason="for a kubeconfig user with exec or auth-provider"),
@@ -73,7 +78,8 @@ class KubeModule(AnsibleModule):
         params = self.params
         if params.get("payload") is None:
             names = self.names()
-            return {"name": params["name"], "namespace": params["namespace"], "uid": None, "api_group": names.api_group, "source": "name"}, names
+            return {"name": params["name"], "namespace": params["namespace"], "uid": params.get("uid") or None, "api_group": names.api_group,
+                    "source": "name"}, names
         try:
             identity = identify(params["payload"], params.get("api_group"))
         except EnvelopeError as exc:
@@ -96,8 +102,52 @@ class KubeModule(AnsibleModule):
             return None, "the ComputeInstance %s was deleted and re-created (uid %s)" % (identity["uid"], live["metadata"].get("uid"))
         return live, None
 
+    def hold_lease(self, instance, names, holder, stop_if_deleting=False):
+        """Fence every later write of this module with the instance's Lease, held by `holder`.
+
+        Fails at once when the lease is no longer the job's; from here on a background thread renews it,
+        and a write after the lease was lost (or, with `stop_if_deleting`, once the instance is being
+        deleted or was re-created) is refused before it is sent.
+        """
+        metadata = instance["metadata"]
+        resource = contract_resources(names)[0]
+        # The fence's own requests (Lease renewals, instance reads) must not pass through the fence.
+        fence_client = self._new_client()
+        fence = LeaseFence(fence_client, metadata["namespace"], metadata["uid"], holder,
+                           instance_reader=lambda: fence_client.get_or_none(resource, metadata["name"], metadata["namespace"]),
+                           stop_if_deleting=stop_if_deleting)
+        try:
+            fence.observe(instance)
+            fence.check()
+        except KubeError as error:
+            self.fail_api(error, "ComputeInstance %s/%s" % (metadata["namespace"], metadata["name"]))
+        self.fence = fence.start()
+        self.client.before_write = fence.check
+        return fence
+
+    def release_fence(self):
+        """After the job's last fenced write: stop renewing and checking (the release or the instance's end may follow)."""
+        if self.fence is not None:
+            self.fence.close()
+            self.fence = None
+            self.client.before_write = None
+
+    def exit_json(self, **kwargs):
+        # A job that lost its lease (or its instance) while this module ran must not report success.
+        if self.fence is not None:
+            fence, self.fence = self.fence, None
+            try:
+                fence.check()
+            except KubeError as error:
+                self.fail_api(error, "stopped before reporting success", **dict((k, v) for k, v in kwargs.items() if k not in ("msg", "failed")))
+            finally:
+                fence.close()
+        super(KubeModule, self).exit_json(**kwargs)
+
     def fail_api(self, error, action, **result):
         """Fail with the API's own message and the error's status and reason."""
+        if isinstance(error, Fenced):
+            result.update(fenced=error.reason)
         self.fail_json(msg="%s: %s" % (action, error.message), api_error=error.to_dict(), **result)
 
     def run(self, action, func, *args, **kwargs):

@@ -9,7 +9,6 @@ same shape in both directions so playbooks never branch on a provider.
 
 from __future__ import annotations
 
-import datetime
 import time
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import (
@@ -21,6 +20,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import 
     WaitTimeout,
     wait_for,
 )
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import parse_time, rfc3339, utc_now
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import (
     DELETE_ORDER,
     FAILED_PRINTABLE_STATUSES,
@@ -61,23 +61,13 @@ def _ref(manifest_or_object):
     return "%s %s/%s" % (manifest_or_object["kind"], metadata.get("namespace"), metadata["name"])
 
 
-def _parse_time(value):
-    """An RFC 3339 time (as metav1.Time writes it), None when absent or malformed."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def restart_requested(instance):
     """spec.restartRequestedAt when it is later than status.lastRestartedAt, else None."""
     requested = instance.spec.get("restartRequestedAt")
-    requested_at = _parse_time(requested)
+    requested_at = parse_time(requested)
     if requested_at is None:
         return None
-    last = _parse_time(instance.status.get("lastRestartedAt"))
+    last = parse_time(instance.status.get("lastRestartedAt"))
     return requested if last is None or requested_at > last else None
 
 
@@ -195,7 +185,7 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
 
 
 def _utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(utc_now())
 
 
 def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outcome, known=None):

@@ -16,51 +16,104 @@ with this machine's clock: job hosts are assumed to keep NTP time.
 from __future__ import annotations
 
 import datetime
+import re
+import threading
 import time
+from typing import Callable, Optional
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import (
     STATIC_RESOURCES,
     Conflict,
     Gone,
+    KubeError,
     NotFound,
     TransportError,
 )
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import micro_time, parse_time, utc_now
 
 LEASE = STATIC_RESOURCES[("coordination.k8s.io/v1", "Lease")]
 DEFAULT_LEASE_DURATION = 60
+# Renewal every third of the lease, with a margin for clock skew and a loaded job host: below 15 s one slow
+# module start-up could let a live job's lease lapse.
+MIN_LEASE_DURATION = 15
+UNKNOWN_CONTROLLER = "unknown-controller"
+_JOB_HOLDER = re.compile(r"^job-(\d+)@(.+)$")
 
 
 class LockTimeout(Exception):
     """The lock stayed held by another job for the whole timeout."""
 
 
-class LockLost(Exception):
-    """The lease is no longer ours: someone took it over or deleted it."""
+class Fenced(KubeError):
+    """A write refused before it was sent: the job may no longer act on the instance.
+
+    A KubeError, so every module reports it like an API error, with its reason in api_error.
+    """
+
+    def __init__(self, message, reason):
+        super(Fenced, self).__init__(message, reason=reason)
 
 
-def lease_name(instance_uid):
+class LockLost(Fenced):
+    """The lease is no longer ours: someone took it over or deleted it, or it lapsed while we stalled."""
+
+    def __init__(self, message):
+        super(LockLost, self).__init__("lock lost: %s" % message, "LockLost")
+
+
+class InstanceGone(Fenced):
+    """The instance the job was launched for was deleted (or re-created under its name with another uid)."""
+
+    def __init__(self, message):
+        super(InstanceGone, self).__init__(message, "InstanceGone")
+
+
+class InstanceDeleting(Fenced):
+    """A provision stops when its instance is being deleted, so the delete can proceed at once."""
+
+    def __init__(self, message):
+        super(InstanceDeleting, self).__init__(message, "InstanceDeleting")
+
+
+def check_lease_duration(seconds: int) -> int:
+    if seconds < MIN_LEASE_DURATION:
+        raise ValueError("lease_duration must be at least %d seconds (the lease is renewed every third of it), got %d"
+                         % (MIN_LEASE_DURATION, seconds))
+    return seconds
+
+
+def lease_name(instance_uid: str) -> str:
     """One Lease per instance object; the uid keeps a re-created instance apart from its predecessor."""
     return "computeinstance-%s" % instance_uid
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc)
+def controller_key(host: Optional[str]) -> str:
+    """A controller URL reduced to what names it in a holder: lower-case host[:port], no scheme or path."""
+    key = (host or "").strip().lower()
+    key = re.sub(r"^[a-z][a-z0-9+.-]*://", "", key)
+    return key.split("/", 1)[0]
 
 
-def _micro_time(moment):
-    """metav1.MicroTime, as Lease times are written."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def holder_identity(job_id=None, controller_host=None, run_id=None, hostname=None) -> str:
+    """Who holds a lock: `job-<id>@<controller>` for a controller's job, `run-<id>@<host>` for a hand run.
+
+    The controller is named so that a delete asks only the controller that ran a holder whether its job
+    ended; another controller's job ids mean nothing to it.
+    """
+    if job_id not in (None, ""):
+        return "job-%s@%s" % (job_id, controller_key(controller_host) or UNKNOWN_CONTROLLER)
+    if not run_id or not hostname:
+        raise ValueError("a hand run's lock holder needs a run id and the host name")
+    return "run-%s@%s" % (run_id, hostname)
 
 
-def _parse_time(value):
-    if not value:
+def holder_job(holder: Optional[str], controller_host: Optional[str]) -> Optional[int]:
+    """The job id of a holder run by the controller at `controller_host`; None for anyone else."""
+    match = _JOB_HOLDER.match(holder or "")
+    key = controller_key(controller_host)
+    if not match or not key or match.group(2) != key:
         return None
-    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            return datetime.datetime.strptime(value, layout).replace(tzinfo=datetime.timezone.utc)
-        except ValueError:
-            continue
-    return None
+    return int(match.group(1))
 
 
 def holder_of(lease):
@@ -68,17 +121,30 @@ def holder_of(lease):
 
 
 def expires_at(lease):
-    """When the lease lapses unless renewed (None: never renewed, so already lapsed)."""
+    """When the lease lapses unless renewed; None when its time cannot be read."""
     spec = (lease or {}).get("spec") or {}
-    renewed = _parse_time(spec.get("renewTime")) or _parse_time(spec.get("acquireTime"))
+    renewed = parse_time(spec.get("renewTime") or spec.get("acquireTime"))
     if renewed is None:
         return None
     return renewed + datetime.timedelta(seconds=spec.get("leaseDurationSeconds") or DEFAULT_LEASE_DURATION)
 
 
-def is_expired(lease, now=None):
+def is_expired(lease, now=None) -> bool:
+    """Whether another job may take the lease over. A holder whose times cannot be read still holds it."""
+    if not holder_of(lease):
+        return True
     expiry = expires_at(lease)
-    return expiry is None or expiry <= (now or _now())
+    return expiry is not None and expiry <= (now or utc_now())
+
+
+def describe(lease) -> str:
+    """The lease's holder and times, for messages; says when its time cannot be read."""
+    spec = (lease or {}).get("spec") or {}
+    renewed = spec.get("renewTime") or spec.get("acquireTime")
+    text = "held by %s (renewed %s, lease %ss)" % (holder_of(lease), renewed, spec.get("leaseDurationSeconds"))
+    if holder_of(lease) and expires_at(lease) is None:
+        text += "; its renewTime %r is not a time, so it counts as held until its holder releases it or it is deleted" % (renewed,)
+    return text
 
 
 class InstanceLock(object):
@@ -100,7 +166,7 @@ class InstanceLock(object):
         self.clock = clock
 
     def _spec(self, lease=None, take_over=False):
-        now = _micro_time(_now())
+        now = micro_time(utc_now())
         spec = dict((lease or {}).get("spec") or {})
         if lease is None or take_over:
             spec["acquireTime"] = now
@@ -169,11 +235,7 @@ class InstanceLock(object):
                 return {"lease": lease, "waited": self.clock() - started, "taken_over_from": previous, "already_held": already_held}
             remaining = deadline - self.clock()
             if remaining <= 0:
-                raise LockTimeout(
-                    "Lease %s/%s is held by %s (renewed %s, lease %ss); gave up after %ds"
-                    % (self.namespace, self.name, holder_of(lease), ((lease or {}).get("spec") or {}).get("renewTime"),
-                       ((lease or {}).get("spec") or {}).get("leaseDurationSeconds"), timeout)
-                )
+                raise LockTimeout("Lease %s/%s is %s; gave up after %ds" % (self.namespace, self.name, describe(lease), timeout))
             if on_wait is not None:
                 on_wait(lease)
             self._wait_for_change(lease, remaining)
@@ -181,7 +243,8 @@ class InstanceLock(object):
     def _wait_for_change(self, lease, remaining):
         """Block until the Lease changes or could have expired, or `remaining` passes."""
         expiry = expires_at(lease)
-        until_expiry = (expiry - _now()).total_seconds() if expiry else 0
+        # A lease whose time cannot be read lapses never: wait for it to change.
+        until_expiry = (expiry - utc_now()).total_seconds() if expiry else remaining
         wait = max(0.05, min(remaining, until_expiry + 0.05))
         if lease is None:
             return
@@ -201,6 +264,7 @@ class InstanceLock(object):
             lease = self.read()
             if lease is None or holder_of(lease) != self.holder:
                 raise LockLost("Lease %s/%s is now %s" % (self.namespace, self.name, "held by %s" % holder_of(lease) if lease else "gone"))
+            self.adopt_duration(lease)  # a renewal keeps the duration the lease was acquired with
             try:
                 return self._write(lease, self._spec(lease))
             except Conflict:
@@ -226,16 +290,99 @@ class InstanceLock(object):
                 continue
 
 
-class Renewer(object):
-    """Renews a held lock at most every `interval` seconds when poked from a wait loop."""
+class LeaseFence(object):
+    """Proof, before every write of a lock-holding job, that the instance's Lease is still its own.
 
-    def __init__(self, lock, interval=None, clock=time.monotonic):
-        self.lock = lock
-        self.interval = interval if interval is not None else max(1.0, lock.lease_duration / 3.0)
+    A Kubernetes write cannot be made conditional on another object, so the fence narrows the gap
+    instead: a background thread renews the lease every third of its duration for as long as the
+    module runs, and `check()`, called before each write, renews at once when the last renewal is
+    older than the lease minus a margin (a job stalled or starved past its lease finds out here,
+    before it writes). Once the lease was lost every later check raises LockLost: the job stops.
+    `watch_instance`, for a provision, reads the instance alongside: a delete (deletionTimestamp) or a
+    re-created namesake stops the job at its next write or wait tick.
+    """
+
+    def __init__(self, client, namespace: str, instance_uid: str, holder: str, instance_reader: Optional[Callable] = None,
+                 stop_if_deleting: bool = False, clock=time.monotonic):
+        self.lock = InstanceLock(client, namespace, instance_uid, holder)
+        self.instance_uid = instance_uid
+        self.instance_reader = instance_reader
+        self.stop_if_deleting = stop_if_deleting
         self.clock = clock
-        self.last = clock()
+        self.stopped: Optional[Fenced] = None
+        self.renewals = 0
+        self._valid_until = None
+        self._mutex = threading.RLock()
+        self._done = threading.Event()
+        self._thread = None
 
-    def __call__(self):
-        if self.clock() - self.last >= self.interval:
-            self.lock.renew()
-            self.last = self.clock()
+    @property
+    def duration(self) -> int:
+        return self.lock.lease_duration
+
+    def renew(self):
+        """Renew now; raises LockLost (for good) when the lease is no longer ours."""
+        with self._mutex:
+            if self.stopped is not None:
+                raise self.stopped
+            started = self.clock()
+            try:
+                lease = self.lock.renew()
+            except LockLost as exc:
+                self.stopped = exc
+                raise
+            self.lock.adopt_duration(lease)
+            # The taker compares renewTime + duration with its own clock: keep a margin for skew and latency.
+            self._valid_until = started + self.duration - max(2.0, self.duration / 5.0)
+            self.renewals += 1
+            return lease
+
+    def observe(self, instance):
+        """Stop the job when its instance is gone, re-created, or (for a provision) being deleted."""
+        metadata = (instance or {}).get("metadata") or {}
+        if instance is None or metadata.get("uid") != self.instance_uid:
+            self._stop(InstanceGone("the ComputeInstance (uid %s) was deleted%s: stopped" % (
+                self.instance_uid, " and re-created (uid %s)" % metadata.get("uid") if instance else "")))
+        elif self.stop_if_deleting and metadata.get("deletionTimestamp"):
+            self._stop(InstanceDeleting("the ComputeInstance is being deleted (since %s): provisioning stopped so the delete can"
+                                        " proceed" % metadata["deletionTimestamp"]))
+
+    def _stop(self, error):
+        with self._mutex:
+            if self.stopped is None:
+                self.stopped = error
+
+    def check(self):
+        """Before a write: raise Fenced unless this job still holds the lease (renewing it when due)."""
+        if self.stopped is not None:
+            raise self.stopped
+        if self._valid_until is None or self.clock() >= self._valid_until:
+            self.renew()
+        if self.stopped is not None:
+            raise self.stopped
+
+    def start(self, instance_interval: float = 3.0):
+        """Renew in the background (and read the instance every `instance_interval` s) until close()."""
+        renew_every = self.duration / 3.0
+
+        def run():
+            next_renewal = self.clock() + renew_every
+            while not self._done.wait(min(instance_interval, max(0.1, next_renewal - self.clock()))):
+                try:
+                    if self.instance_reader is not None:
+                        self.observe(self.instance_reader())
+                    if self.clock() >= next_renewal:
+                        self.renew()
+                        next_renewal = self.clock() + renew_every
+                except Fenced:
+                    return
+                except KubeError:
+                    continue  # a failed renewal is retried; check() renews in the foreground once the margin is used
+        self._thread = threading.Thread(target=run, name="lease-renewal", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self):
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -13,6 +13,7 @@ metadata-only merge patches.
 from __future__ import annotations
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import NotFound, guarded_write, json_pointer
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceGone
 
 
 class BeingDeleted(Exception):
@@ -23,8 +24,26 @@ def _metadata(obj):
     return (obj or {}).get("metadata") or {}
 
 
-def finalizer_patch(obj, finalizer, present):
-    """The guarded JSON patch that adds or removes `finalizer`, or None when nothing is to do."""
+def check_uid(obj, uid):
+    """Refuse to act on a namesake: `obj` must be the object (uid) the job was launched for."""
+    if uid and obj is not None and _metadata(obj).get("uid") != uid:
+        raise InstanceGone("%s %s/%s was deleted and re-created (uid %s, the job is for %s): not touched"
+                           % (obj.get("kind", "object"), _metadata(obj).get("namespace") or "", _metadata(obj).get("name"),
+                              _metadata(obj).get("uid"), uid))
+
+
+def finalizer_patch(obj, finalizer, present, uid=None):
+    """The guarded JSON patch that adds or removes `finalizer`, or None when nothing is to do.
+
+    With `uid` the patch also tests metadata.uid, so it never lands on a namesake.
+    """
+    patch = _finalizer_patch(obj, finalizer, present)
+    if patch is not None and uid:
+        patch.insert(0, {"op": "test", "path": "/metadata/uid", "value": uid})
+    return patch
+
+
+def _finalizer_patch(obj, finalizer, present):
     metadata = _metadata(obj)
     finalizers = metadata.get("finalizers")
     if present:
@@ -51,11 +70,11 @@ def finalizer_patch(obj, finalizer, present):
     ]
 
 
-def set_finalizer(client, resource, name, namespace, finalizer, present, check_mode=False, live=None):
+def set_finalizer(client, resource, name, namespace, finalizer, present, check_mode=False, live=None, uid=None):
     """Ensure `finalizer` is present or absent on an object; returns a result dict (with the object after, as `live`).
 
     A missing object is fine for absent (unchanged) and a NotFound for present.
-    `live` is an object just read or written by this job, saving the first read.
+    `live` is an object just read or written by this job, saving the first read. `uid` refuses a namesake.
     """
     result = {"changed": False, "exists": True}
 
@@ -73,9 +92,10 @@ def set_finalizer(client, resource, name, namespace, finalizer, present, check_m
                                status=404, reason="NotFound")
             result["exists"] = False
             return None
+        check_uid(live, uid)
         before = list(_metadata(live).get("finalizers") or [])
         result["before"] = before
-        patch = finalizer_patch(live, finalizer, present)
+        patch = finalizer_patch(live, finalizer, present, uid)
         if patch is None:
             result.update(finalizers=before, resource_version=_metadata(live).get("resourceVersion"))
             return live
@@ -115,7 +135,7 @@ def annotation_patch(obj, key, value):
     return [guard, {"op": "add", "path": json_pointer("metadata", "annotations", key), "value": value}]
 
 
-def set_annotation(client, resource, name, namespace, key, value, check_mode=False, expect=None, live=None):
+def set_annotation(client, resource, name, namespace, key, value, check_mode=False, expect=None, live=None, uid=None):
     """Ensure one annotation has `value` (None removes it); returns (changed, live object after).
 
     `expect` is a callable run on the freshly read object before every
@@ -129,6 +149,7 @@ def set_annotation(client, resource, name, namespace, key, value, check_mode=Fal
 
     def write(live):
         state["changed"] = False
+        check_uid(live, uid)  # the patch tests resourceVersion, which no namesake shares
         if expect is not None:
             expect(live)
         patch = annotation_patch(live, key, value)

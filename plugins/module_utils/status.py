@@ -10,13 +10,14 @@ metav1.Condition semantics: lastTransitionTime moves only when status does.
 from __future__ import annotations
 
 import copy
-import datetime
 import re
 import uuid
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES, KubeError, guarded_write
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import check_uid
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import micro_time, rfc3339, utc_now
 
 PHASES = ("Progressing", "Failed", "Ready", "Deleting")
 CONDITION_STATUSES = ("True", "False", "Unknown")
@@ -43,7 +44,7 @@ def _check_keys(value, allowed, field):
 
 
 def now_rfc3339():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(utc_now())
 
 
 def merge_conditions(existing, updates, generation, now):
@@ -149,7 +150,7 @@ def status_changes(before, after):
     return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
-def update_status(client, resource, name, namespace, options, check_mode=False, now=None, live=None):
+def update_status(client, resource, name, namespace, options, check_mode=False, now=None, live=None, uid=None):
     """Write the status subresource conflict-safely; returns (changed, before, after, live object).
 
     A merge patch carrying metadata.resourceVersion is refused with 409 when
@@ -164,6 +165,7 @@ def update_status(client, resource, name, namespace, options, check_mode=False, 
         return client.get(resource, name, namespace)
 
     def write(live):
+        check_uid(live, uid)  # the patch carries resourceVersion, which no namesake shares
         before = live.get("status") or {}
         after = desired_status(live, options, now)
         changed_fields = status_changes(before, after)
@@ -181,8 +183,8 @@ def update_status(client, resource, name, namespace, options, check_mode=False, 
 def record_event(client, obj, reason, message, event_type="Normal"):
     """Create a v1 Event about `obj` so `kubectl describe` shows it; returns the Event."""
     metadata = obj["metadata"]
-    timestamp = now_rfc3339()
-    micro = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = utc_now()
+    timestamp, micro = rfc3339(moment), micro_time(moment)
     event = {
         "apiVersion": "v1",
         "kind": "Event",

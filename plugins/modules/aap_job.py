@@ -57,8 +57,10 @@ options:
     description:
       - V(job) for a job template and its jobs (C(job_templates/), C(jobs/)).
       - V(workflow) for a workflow job template and its workflow jobs (C(workflow_job_templates/), C(workflow_jobs/)).
+      - V(any), for V(found) only, looks for a job template of that name first, then for a workflow job template
+        (the operator may launch either); each job found says its RV(jobs[].template_type).
     type: str
-    choices: [job, workflow]
+    choices: [job, workflow, any]
     default: job
   extra_vars:
     description:
@@ -252,7 +254,7 @@ jobs:
   returned: when O(state=found)
   type: list
   elements: dict
-  sample: [{"id": 7265, "status": "running", "state": "Running", "envelope": "ansible_eda.event.payload"}]
+  sample: [{"id": 7265, "status": "running", "state": "Running", "envelope": "ansible_eda.event.payload", "template_type": "job"}]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -261,6 +263,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import (
     TERMINAL_STATUSES,
     ControllerError,
     JobTimeout,
+    NotFound,
     client_from_params,
     controller_argument_spec,
     template_facts,
@@ -326,11 +329,17 @@ def found(module, client):
         except EnvelopeError as exc:
             module.fail_json(msg="payload: %s" % exc)
         instance = {"uid": identity.uid, "name": identity.name, "namespace": identity.namespace}
-    template = client.find_template(params["name"], params["organization"], kind)
+    if kind == "any":
+        try:
+            template, kind = client.find_template(params["name"], params["organization"], "job"), "job"
+        except NotFound:
+            template, kind = client.find_template(params["name"], params["organization"], "workflow"), "workflow"
+    else:
+        template = client.find_template(params["name"], params["organization"], kind)
     jobs = []
     for job, identity in client.find_jobs(template, uid=instance["uid"], name=instance["name"], namespace=instance["namespace"], template_type=kind):
         facts = client.describe(job, kind)
-        facts["envelope"] = identity.source
+        facts.update(envelope=identity.source, template_type=kind)
         jobs.append(facts)
     module.exit_json(changed=False, instance=instance, template=template_facts(client, template, kind), jobs=jobs)
 
@@ -351,7 +360,7 @@ def main():
         state={"type": "str", "choices": list(ACTIONS), "default": "launched"},
         name={"type": "str"},
         organization={"type": "str"},
-        template_type={"type": "str", "choices": ["job", "workflow"], "default": "job"},
+        template_type={"type": "str", "choices": ["job", "workflow", "any"], "default": "job"},
         extra_vars={"type": "dict"},
         job_id={"type": "int"},
         wait={"type": "bool", "default": False},
@@ -377,6 +386,8 @@ def main():
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     state = module.params["state"]
+    if module.params["template_type"] == "any" and state != "found":
+        module.fail_json(msg="template_type=any is for state=found; name the type of the template or job")
     try:
         ACTIONS[state](module, client)
     except ControllerError as error:

@@ -16,9 +16,11 @@ description:
     first, so they never run at the same time, whatever launched them and however many times.
   - V(present) acquires it, waiting up to O(timeout) seconds on a watch of the Lease while another job
     holds it. A lease not renewed for its C(leaseDurationSeconds) is taken over (its holder died or
-    was canceled). Taking it again as the same holder renews it.
-  - V(renewed) extends it and fails when it is no longer ours. Long waits of
-    M(cloudkit.provisioning.computeinstance_vm) renew it themselves through its O(cloudkit.provisioning.computeinstance_vm#module:lock_holder) option.
+    was canceled), and so is the lease of a holder in O(dead_holders). A lease whose renewTime cannot
+    be read counts as held. Taking it again as the same holder renews it.
+  - V(renewed) extends it and fails when it is no longer ours. The modules that write for a lock-holding job
+    (M(cloudkit.provisioning.computeinstance_status), M(cloudkit.provisioning.computeinstance_vm), through
+    their C(lock_holder) option) renew it in the background and check it before every write.
   - V(absent) deletes it only when we hold it, guarded by its resourceVersion.
 author:
   - cloudkit.provisioning contributors (@cloudkit)
@@ -35,17 +37,25 @@ attributes:
 options:
   holder:
     description:
-      - Who holds the lock, for example the AAP job id (C(job-{{ awx_job_id }})) or host and process
-        for hand runs. Must be the same for every task of one job.
+      - Who holds the lock. The role uses C(job-<awx_job_id>@<controller host>) for a controller's job and
+        C(run-<random>@<host>) for a hand run, so that a delete asks only the controller that ran a holder
+        whether its job ended. Must be the same for every task of one job.
     type: str
     required: true
+  controller_host:
+    description:
+      - The automation controller this job can ask about other jobs. RV(holder_job) is the id of the holder's
+        job only when the holder names this controller (C(job-<id>@<host>)); jobs of any other controller,
+        and hand runs, are taken over only when their lease lapses.
+    type: str
   state:
     description: V(present) to acquire, V(renewed) to extend, V(absent) to release.
     type: str
     choices: [present, renewed, absent]
     default: present
   lease_duration:
-    description: Seconds the lease lasts without renewal; how long a dead holder blocks others.
+    description:
+      - Seconds the lease lasts without renewal; how long a dead holder blocks others. At least 15.
     type: int
     default: 60
   timeout:
@@ -101,11 +111,23 @@ taken_over_from:
   description: The holder whose lapsed lease was taken over, if any.
   returned: when O(state=present)
   type: str
+holder_job:
+  description: The job id of RV(holder) when it is a job of O(controller_host); null otherwise.
+  returned: always
+  type: int
 """
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, NotFound, contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceLock, LockLost, LockTimeout, holder_of, is_expired
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import (
+    InstanceLock,
+    LockLost,
+    LockTimeout,
+    check_lease_duration,
+    holder_job,
+    holder_of,
+    is_expired,
+)
 
 
 def main():
@@ -115,52 +137,53 @@ def main():
         "lease_duration": {"type": "int", "default": 60},
         "timeout": {"type": "int", "default": 900},
         "dead_holders": {"type": "list", "elements": "str", "default": []},
+        "controller_host": {"type": "str"},
     }
     argument_spec.update(INSTANCE_SPEC)
     module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, **INSTANCE_CONSTRAINTS)
     params = module.params
-    if params["lease_duration"] < 5:
-        module.fail_json(msg="lease_duration must be at least 5 seconds, got %d" % params["lease_duration"])
-    identity, names = module.identify_instance()
-    client = module.client
     try:
-        live = client.get(contract_resources(names)[0], identity["name"], identity["namespace"])
-    except NotFound:
-        live = None
-    except KubeError as error:
-        module.fail_api(error, "cannot read ComputeInstance %s/%s" % (identity["namespace"], identity["name"]))
+        check_lease_duration(params["lease_duration"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    identity, names = module.identify_instance()
+    live, _gone = module.read_instance(identity, names)
     if live is None and not (params["state"] == "absent" and identity.get("uid")):
-        # Nothing to lock; but a release after the instance went (the last finalizer removed) still finds its Lease by uid.
-        module.exit_json(changed=False, exists=False, acquired=False, holder=None)
+        # Nothing to lock; but a release after the instance went (or was re-created) still finds its Lease by uid.
+        module.exit_json(changed=False, exists=False, acquired=False, holder=None, holder_job=None)
     uid = live["metadata"]["uid"] if live else identity["uid"]
     owner = None
     if live is not None:
         owner = {"apiVersion": live["apiVersion"], "kind": live["kind"], "name": live["metadata"]["name"], "uid": uid}
-    lock = InstanceLock(client, identity["namespace"], uid, params["holder"], params["lease_duration"],
+    lock = InstanceLock(module.client, identity["namespace"], uid, params["holder"], params["lease_duration"],
                         labels=names.instance_labels(identity["name"], uid), owner=owner, dead_holders=params["dead_holders"])
     result = {"exists": live is not None, "lease": {"namespace": lock.namespace, "name": lock.name}}
+
+    def done(holder, **facts):
+        module.exit_json(holder=holder, holder_job=holder_job(holder, params["controller_host"]), **dict(result, **facts))
+
     try:
         if module.check_mode:
             lease = lock.read()
             free = lease is None or holder_of(lease) == lock.holder or is_expired(lease)
             ours = lease is not None and holder_of(lease) == lock.holder
             if params["state"] == "absent":
-                module.exit_json(changed=ours, acquired=False, holder=holder_of(lease), **result)
-            module.exit_json(changed=params["state"] == "present" and free and not ours, acquired=free, holder=holder_of(lease), waited=0.0, **result)
+                done(holder_of(lease), changed=ours, acquired=False)
+            done(holder_of(lease), changed=params["state"] == "present" and free and not ours, acquired=free, waited=0.0)
         if params["state"] == "present":
             taken = lock.acquire(params["timeout"])
-            module.exit_json(changed=not taken["already_held"], acquired=True, holder=lock.holder, waited=round(taken["waited"], 3),
-                             taken_over_from=taken["taken_over_from"], **result)
+            done(lock.holder, changed=not taken["already_held"], acquired=True, waited=round(taken["waited"], 3),
+                 taken_over_from=taken["taken_over_from"])
         if params["state"] == "renewed":
             lock.adopt_duration(lock.read())
             lock.renew()
-            module.exit_json(changed=True, acquired=True, holder=lock.holder, **result)
+            done(lock.holder, changed=True, acquired=True)
         released, seen = lock.release()
-        module.exit_json(changed=released, acquired=False, holder=None if released else seen, **result)
+        done(None if released else seen, changed=released, acquired=False)
     except LockTimeout as exc:
         module.fail_json(msg=str(exc), acquired=False, **result)
     except LockLost as exc:
-        module.fail_json(msg="lock lost: %s" % exc, acquired=False, **result)
+        module.fail_api(exc, "cannot renew Lease %s/%s" % (lock.namespace, lock.name), acquired=False, **result)
     except KubeError as error:
         verb = {"present": "acquire", "renewed": "renew", "absent": "release"}[params["state"]]
         module.fail_api(error, "cannot %s Lease %s/%s" % (verb, lock.namespace, lock.name), **result)

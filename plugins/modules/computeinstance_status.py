@@ -98,6 +98,12 @@ options:
         M(cloudkit.provisioning.finalizer) task would read again.
     type: bool
     default: false
+  remove_finalizer:
+    description:
+      - After the status writes, remove this collection's finalizer C(<group>/computeinstance-aap): the last
+        write of a successful deprovision, which lets the instance go. Guarded by the instance's uid.
+    type: bool
+    default: false
   release_lock:
     description:
       - After the writes, release the instance's lock (its Lease) if O(lock_holder) holds it; another
@@ -107,8 +113,18 @@ options:
     type: bool
     default: false
   lock_holder:
-    description: The holder identity of the lock to release, as given to M(cloudkit.provisioning.computeinstance_lock). Required with O(release_lock).
+    description:
+      - The holder identity of the job's lock, as given to M(cloudkit.provisioning.computeinstance_lock).
+        Required with O(release_lock).
+      - When set, the module acts as a lock-holding job; every write first verifies that the instance's
+        Lease is still held by O(lock_holder) (renewing it), and none is sent once it is not. The module then fails
+        with C(fenced=LockLost).
     type: str
+notes:
+  - Provisioning outcomes (O(phase=Ready) or V(Progressing), O(reconciled_config_version), O(add_finalizer)) are
+    refused on an instance that is being deleted, with C(fenced=InstanceDeleting); a delete then proceeds at once.
+  - With a uid (from O(payload) or O(uid)), nothing is written to a namesake that replaced the instance; the module
+    fails with C(fenced=InstanceGone).
 """
 
 EXAMPLES = r"""
@@ -188,8 +204,8 @@ events:
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, NotFound, contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceLock
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import BeingDeleted, set_annotation, set_finalizer
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceDeleting, InstanceLock
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import BeingDeleted, check_uid, set_annotation, set_finalizer
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.status import (
     StatusError,
     events_for,
@@ -216,12 +232,14 @@ def main():
         "event": {"type": "dict"},
         "record_events": {"type": "bool", "default": True},
         "add_finalizer": {"type": "bool", "default": False},
+        "remove_finalizer": {"type": "bool", "default": False},
         "release_lock": {"type": "bool", "default": False},
         "lock_holder": {"type": "str"},
     }
     argument_spec.update(INSTANCE_SPEC)
     module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, required_if=[("release_lock", True, ("lock_holder",))],
-                        **INSTANCE_CONSTRAINTS)
+                        mutually_exclusive=INSTANCE_CONSTRAINTS["mutually_exclusive"] + [("add_finalizer", "remove_finalizer")],
+                        **dict((k, v) for k, v in INSTANCE_CONSTRAINTS.items() if k != "mutually_exclusive"))
     params = module.params
     version = params["reconciled_config_version"]
     if version is not None and (not version.strip() or version.strip().lower() in PLACEHOLDER_VERSIONS):
@@ -239,20 +257,26 @@ def main():
     result = {"changed": False, "changed_fields": [], "events": [], "lock_released": False}
     options = dict((key, params[key]) for key in ("phase", "conditions", "virtual_machine_reference", "job", "job_records", "last_restarted_at"))
     owned = None
+    uid = identity.get("uid")
     try:
         live = client.get(resource, name, namespace)
         # Checked before any write: a job must never write on a namesake created after it was launched.
-        if identity.get("uid") and live["metadata"].get("uid") != identity["uid"]:
-            module.fail_json(msg="ComputeInstance %s/%s was re-created (uid %s, the job was for %s): status not written"
-                             % (namespace, name, live["metadata"].get("uid"), identity["uid"]))
+        check_uid(live, uid)
+        uid = live["metadata"]["uid"]
+        deleting = live["metadata"].get("deletionTimestamp")
+        if deleting and (params["add_finalizer"] or version is not None or params["phase"] in ("Ready", "Progressing")):
+            raise InstanceDeleting("ComputeInstance %s/%s is being deleted (since %s): no provisioning outcome is written"
+                                   % (namespace, name, deleting))
+        if params["lock_holder"] and not module.check_mode:
+            module.hold_lease(live, names, params["lock_holder"])
         finalizers_before = list(live["metadata"].get("finalizers") or [])
         if params["add_finalizer"]:
-            owned = set_finalizer(client, resource, name, namespace, names.finalizer, True, check_mode=module.check_mode, live=live)
+            owned = set_finalizer(client, resource, name, namespace, names.finalizer, True, check_mode=module.check_mode, live=live, uid=uid)
             live = owned["live"]
             if owned["changed"]:
                 result["changed"] = True
                 result["changed_fields"].append("finalizers")
-        changed, before, after, live = update_status(client, resource, name, namespace, options, check_mode=module.check_mode, live=live)
+        changed, before, after, live = update_status(client, resource, name, namespace, options, check_mode=module.check_mode, live=live, uid=uid)
     except NotFound:
         module.warn("ComputeInstance %s/%s does not exist: no status written" % (namespace, name))
         module.exit_json(exists=False, **result)
@@ -269,7 +293,7 @@ def main():
     if version is not None:
         try:
             annotation_changed, live = set_annotation(client, resource, name, namespace, annotation, version.strip(),
-                                                      check_mode=module.check_mode, live=live)
+                                                      check_mode=module.check_mode, live=live, uid=uid)
         except KubeError as error:
             module.fail_api(error, "cannot set %s on ComputeInstance %s/%s" % (annotation, namespace, name), **result)
         if annotation_changed:
@@ -284,6 +308,17 @@ def main():
             module.warn(warning)
         result["events"] = [{"reason": r, "message": m, "type": t} for r, m, t in events]
 
+    if params["remove_finalizer"]:
+        try:
+            let_go = set_finalizer(client, resource, name, namespace, names.finalizer, False, check_mode=module.check_mode, live=live, uid=uid)
+        except KubeError as error:
+            module.fail_api(error, "cannot remove finalizer %s from ComputeInstance %s/%s" % (names.finalizer, namespace, name), **result)
+        if let_go["changed"]:
+            result["changed"] = True
+            result["changed_fields"].append("finalizers")
+            finalizers = result["finalizers"] = let_go["finalizers"]
+    # The job's last write is done: the instance (and with it the Lease) may be gone any moment now.
+    module.release_fence()
     if params["release_lock"] and not module.check_mode:
         lock = InstanceLock(client, namespace, live["metadata"]["uid"], params["lock_holder"])
         try:

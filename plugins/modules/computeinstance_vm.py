@@ -73,8 +73,11 @@ options:
     default: true
   lock_holder:
     description:
-      - The holder of the instance's lock (M(cloudkit.provisioning.computeinstance_lock)). While waiting
-        the lock is renewed, and the task fails at once if the lock was lost.
+      - The holder of the instance's lock (M(cloudkit.provisioning.computeinstance_lock)). The lock is renewed in
+        the background while the module runs, every write first checks that it is still held, and the task fails
+        (C(fenced=LockLost)) as soon as it was lost, writing nothing more.
+      - With O(state=present) the task also stops (C(fenced=InstanceDeleting)) within seconds once the instance is
+        being deleted, even while waiting for the VM, so the delete need not wait for a whole provision.
     type: str
 """
 
@@ -153,7 +156,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import VIRTUAL_MACHINE
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lifecycle import ensure_absent, ensure_present
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceLock, LockLost, Renewer
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceDeleting
 
 
 def main():
@@ -194,10 +197,12 @@ def main():
     params_used, namespace = facts["parameters"], facts["target_namespace"]
 
     tick = None
-    if params["lock_holder"]:
-        lock = InstanceLock(client, instance.namespace, instance.uid, params["lock_holder"])
-        lock.adopt_duration(lock.read())
-        tick = Renewer(lock)
+    if present and instance.deleting:
+        module.fail_api(InstanceDeleting("%s is being deleted (since %s): not provisioned" % (where, live["metadata"]["deletionTimestamp"])),
+                        "cannot provision the VM of %s" % where, exists=True, state="Failed")
+    if params["lock_holder"] and not module.check_mode:
+        # A provision stops at once when its instance is being deleted; every wait below checks the fence.
+        tick = module.hold_lease(live, names, params["lock_holder"], stop_if_deleting=present).check
     try:
         if present:
             outcome = ensure_present(client, instance, params_used, namespace, storage_class=params["storage_class"], check_mode=module.check_mode,
@@ -206,8 +211,6 @@ def main():
         else:
             outcome = ensure_absent(client, instance.name, instance.uid, names, namespace, check_mode=module.check_mode,
                                     wait=params["wait"], timeout=params["wait_timeout"], tick=tick)
-    except LockLost as exc:
-        module.fail_json(msg="%s: stopped, the instance's lock was lost: %s" % (where, exc), exists=True, state="Failed")
     except KubeError as error:
         module.fail_api(error, "cannot %s the VM of %s" % ("provision" if present else "deprovision", where), exists=True, state="Failed")
     result = outcome.as_dict()

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import datetime
+import time
 
 import pytest
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
 from ansible_collections.cloudkit.provisioning.plugins.module_utils import lock as lock_utils
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import LEASE, InstanceLock, LockLost, LockTimeout, Renewer
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import (
+    LEASE,
+    InstanceDeleting,
+    InstanceGone,
+    InstanceLock,
+    LeaseFence,
+    LockLost,
+    LockTimeout,
+)
 
 
 def stamp(seconds_ago):
@@ -115,19 +124,111 @@ def test_release_deletes_only_our_own_lease(fake):
     assert make(fake).release() == (False, None)
 
 
-def test_adopt_duration_and_renewer_interval(fake):
+def test_adopt_duration(fake):
     lock = make(fake)
     lock.adopt_duration(lease("job-1", 0, duration=90))
     assert lock.lease_duration == 90
+
+
+def fence_for(fake, now, holder="job-1", **kwargs):
+    return LeaseFence(fake, "tenants", "u-1", holder, clock=lambda: now[0], **kwargs)
+
+
+def test_the_fence_renews_only_when_the_margin_is_used_up(fake):
     now = [0.0]
-    fake.put(LEASE, lease("job-1", 0, duration=90))
-    renewer = Renewer(lock, clock=lambda: now[0])
-    assert renewer.interval == 30.0
-    renewer()
-    assert not fake.writes
-    now[0] = 31.0
-    renewer()
+    fake.put(LEASE, lease("job-1", 0, duration=30))
+    fence = fence_for(fake, now)
+    fence.check()  # the first check proves the lease is ours by renewing it
     assert [w[0] for w in fake.writes] == ["replace"]
+    now[0] = 23.0  # 30 s lease, 6 s margin: still valid
+    fence.check()
+    assert len(fake.writes) == 1
+    now[0] = 24.5
+    fence.check()
+    assert len(fake.writes) == 2 and fence.renewals == 2
+
+
+def test_a_fence_that_lost_its_lease_refuses_every_later_write(fake):
+    now = [0.0]
+    fake.put(LEASE, lease("job-1", 0, duration=30))
+    fence = fence_for(fake, now)
+    fence.check()
+    fake.put(LEASE, lease("job-2", 0, duration=30))  # taken over while this job stalled
+    now[0] = 100.0
+    with pytest.raises(LockLost, match="held by job-2"):
+        fence.check()
+    fake.put(LEASE, lease("job-1", 0, duration=30))  # even if it came back, the job stopped for good
+    with pytest.raises(LockLost):
+        fence.check()
+    assert isinstance(LockLost("x"), kube.KubeError) and LockLost("x").reason == "LockLost"
+
+
+def test_the_fence_stops_a_provision_of_a_deleted_or_recreated_instance(fake):
+    now = [0.0]
+    fake.put(LEASE, lease("job-1", 0, duration=30))
+    fence = fence_for(fake, now, stop_if_deleting=True)
+    fence.observe({"metadata": {"uid": "u-1"}})
+    fence.check()
+    fence.observe({"metadata": {"uid": "u-1", "deletionTimestamp": "2026-11-30T22:00:00Z"}})
+    with pytest.raises(InstanceDeleting, match="being deleted"):
+        fence.check()
+    other = fence_for(fake, now)
+    other.observe({"metadata": {"uid": "u-1", "deletionTimestamp": "2026-11-30T22:00:00Z"}})
+    other.check()  # a delete goes on with a deleting instance
+    other.observe({"metadata": {"uid": "u-2"}})
+    with pytest.raises(InstanceGone, match="re-created .uid u-2"):
+        other.check()
+
+
+def test_the_background_renewal_keeps_the_lease_fresh(fake):
+    fake.put(LEASE, lease("job-1", 0, duration=15))
+    fence = LeaseFence(fake, "tenants", "u-1", "job-1")
+    fence.renew()
+    fence.lock.lease_duration = 0.3  # every 0.1 s, to keep the test short
+    fence.start(instance_interval=0.05)
+    try:
+        deadline = time.monotonic() + 5
+        while fence.renewals < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        fence.close()
+    assert fence.renewals >= 4
+
+
+@pytest.mark.parametrize("job_id, host, expected", [
+    (7265, "https://AAP.example.com/api/controller/", "job-7265@aap.example.com"),
+    ("12", "aap.example.com:8443", "job-12@aap.example.com:8443"),
+    (3, "", "job-3@unknown-controller"),
+])
+def test_holder_identity_names_the_controller(job_id, host, expected):
+    assert lock_utils.holder_identity(job_id, host) == expected
+    assert lock_utils.holder_identity(None, host, run_id="abc", hostname="h1") == "run-abc@h1"
+
+
+def test_only_our_controllers_jobs_are_asked_about():
+    assert lock_utils.holder_job("job-7@aap.example.com", "https://aap.example.com") == 7
+    assert lock_utils.holder_job("job-7@other.example.com", "https://aap.example.com") is None
+    assert lock_utils.holder_job("job-7", "https://aap.example.com") is None  # older holders name no controller
+    assert lock_utils.holder_job("run-x@h1", "https://aap.example.com") is None
+    assert lock_utils.holder_job("job-7@aap.example.com", "") is None
+
+
+def test_an_unreadable_lease_time_counts_as_held(fake):
+    broken = lease("job-2", 0)
+    broken["spec"]["renewTime"] = "not-a-time"
+    broken["spec"]["acquireTime"] = None
+    assert not lock_utils.is_expired(broken)
+    fake.put(LEASE, broken)
+    with pytest.raises(LockTimeout, match="not a time, so it counts as held"):
+        make(fake).acquire(timeout=0)
+    assert fake.get(LEASE, "computeinstance-u-1", "tenants")["spec"]["holderIdentity"] == "job-2"
+    assert lock_utils.is_expired({"spec": {"holderIdentity": None}})
+
+
+def test_the_lease_duration_has_a_floor():
+    assert lock_utils.check_lease_duration(15) == 15
+    with pytest.raises(ValueError, match="at least 15 seconds"):
+        lock_utils.check_lease_duration(5)
 
 
 def test_a_holder_is_required(fake):
