@@ -309,7 +309,7 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
                 # The claim grows first: a run that stops in between finds the annotation still short and grows it again.
                 claim_fields = [OwnedField(("spec", "resources", "requests", "storage"), plan.claim_size)]
                 _grown, changes = reconcile.apply(client, PERSISTENT_VOLUME_CLAIM, name, namespace, claim, claim_fields, check_mode)
-                outcome.record(claim, "updated", changes)
+                outcome.record(dict(claim, kind=PERSISTENT_VOLUME_CLAIM.kind), "updated" if changes else "unchanged", changes)
         after, changes = reconcile.apply(client, resource, name, namespace, current, owned_fields(manifest, keys), check_mode)
         outcome.record(dict(manifest, metadata=dict(manifest["metadata"], namespace=namespace)), "updated" if changes else "unchanged", changes)
         if resource is VIRTUAL_MACHINE:

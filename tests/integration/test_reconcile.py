@@ -96,12 +96,15 @@ class Instance:
         live = self.live()
         assert live["metadata"]["annotations"].get(RECONCILED) == live["status"]["desiredConfigVersion"]
         assert live["status"]["phase"] == "Ready"
-        assert self.differences() == [], result.stdout[-4000:]
+        wrong = self.differences()
+        assert wrong == [], "the live objects differ from the reconciled spec: %s\n%s" % (wrong, result.stdout[-3000:])
         self.applied_spec = live["spec"]
         return live
 
     def expect_refused(self, result, field, before):
         """The job failed naming the field; ChangeRefused; the annotation and every object as they were; no write."""
+        assert result.returncode != 0, "the job succeeded instead of refusing %s; live objects against the new spec: %s\n%s" % (
+            field, self.differences(), result.stdout[-3000:])
         failed(result)
         assert field in result.stdout, result.stdout[-4000:]
         assert "Traceback" not in result.stdout + result.stderr
