@@ -85,7 +85,7 @@ EXAMPLES = r"""
 - name: Provision the VM and wait until it is Ready
   cloudkit.provisioning.computeinstance_vm:
     payload: {compute_instance: "{{ compute_instance }}"}
-    lock_holder: "job-{{ awx_job_id }}"
+    lock_holder: "job-{{ awx_job_id }}@aap.example.com"
     wait_timeout: 900
   register: vm
 
