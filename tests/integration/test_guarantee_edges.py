@@ -934,3 +934,48 @@ def test_unparseable_lease_time_counts_as_held(operator, jobs, namespace, api_cl
     verdict.expect("%s/%s" % (namespace, lease_name(uid)) in create.output, "the failure does not name the Lease %s/%s" % (namespace, lease_name(uid)))
     verdict.expect(operator.objects(operator.vm_namespace, uid) == [], "VM objects were made: %s" % operator.objects(operator.vm_namespace, uid))
     verdict.done(create)
+
+
+# ======================================================================================================== 1b
+
+def test_delete_cancels_a_provision_launched_as_a_workflow(operator, jobs, namespace, api_client, tmp_path):
+    """Defect (issue 14, with 1): a provision template that is a workflow job template made the delete fail at
+    "Find this instance's active provision jobs" and, before the fix, fail silently. The contract lets the
+    operator launch workflow templates: the delete finds the instance's running workflow job, cancels it, and
+    deprovisions."""
+    from tests.stack.controller import ControllerServer
+
+    templates = [
+        {"name": "innabox-create-step", "organization": "innabox", "type": "job", "playbook": "eda_event_job.yml",
+         "allow_simultaneous": True, "ask_variables_on_launch": True, "extra_vars": {"eda_job_pause": 120}},
+        {"name": "innabox-create-compute-instance", "organization": "innabox", "type": "workflow", "nodes": ["innabox-create-step"],
+         "allow_simultaneous": True, "ask_variables_on_launch": True},
+    ]
+    server = ControllerServer(templates=templates, project_dir=str(ROOT / "tests" / "integration" / "playbooks"),
+                              work_dir=str(tmp_path / "controller")).start()
+    try:
+        live = instance_being_deleted(operator, api_client, namespace, "in-a-workflow")
+        headers = {"Authorization": "Bearer %s" % server.token, "Content-Type": "application/json"}
+
+        def call(method, path, body=None):
+            request = urllib.request.Request(server.url + path, data=json.dumps(body).encode() if body is not None else None,
+                                             headers=headers, method=method)
+            with urllib.request.urlopen(request, timeout=10) as answer:  # pylint: disable=consider-using-with
+                return json.loads(answer.read() or b"{}")
+
+        template = call("GET", "/api/v2/workflow_job_templates/?name=innabox-create-compute-instance")["results"][0]
+        workflow = call("POST", "/api/v2/workflow_job_templates/%d/launch/" % template["id"], {"extra_vars": envelope(live)})
+        workflow_id = workflow.get("workflow_job") or workflow["id"]
+        wait_until(lambda: call("GET", "/api/v2/workflow_jobs/%d/" % workflow_id)["status"] == "running", 30, what="the workflow job running")
+
+        job_id = new_job_id()
+        job = jobs.run("delete_compute_instance.yml", job_vars(live, job_id, compute_instance_controller_host=server.url), job_id,
+                       timeout=180, CONTROLLER_OAUTH_TOKEN=server.token, CONTROLLER_HOST=server.url)
+        verdict = Verdict("delete while the provision runs as a workflow job")
+        verdict.expect(job.rc == 0, "the delete failed (rc %s)" % job.rc)
+        status = call("GET", "/api/v2/workflow_jobs/%d/" % workflow_id)["status"]
+        verdict.expect(status == "canceled", "the provision's workflow job is %r, not canceled" % status)
+        verdict.expect(OURS not in finalizers_of(get_instance(api_client, namespace, "in-a-workflow")), "our finalizer is still there")
+        verdict.done(job)
+    finally:
+        server.stop()
