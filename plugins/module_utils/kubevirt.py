@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 
+from ansible.module_utils.common.yaml import yaml_dump
+
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES
 
 SECRET = STATIC_RESOURCES[("v1", "Secret")]
@@ -55,11 +57,14 @@ def _b64(text):
 
 
 def default_user_data(params):
-    """cloud-config when the instance brings none: key-only SSH, and the key when one is given."""
-    lines = ["#cloud-config", "ssh_pwauth: false"]
+    """cloud-config when the instance brings none: key-only SSH, and the key when one is given.
+
+    Serialized by a YAML dumper, never by pasting user text into YAML: whatever a value holds, it stays one string.
+    """
+    document = {"ssh_pwauth": False}
     if params.get("ssh_public_key"):
-        lines += ["ssh_authorized_keys:", "  - %s" % params["ssh_public_key"]]
-    return "\n".join(lines) + "\n"
+        document["ssh_authorized_keys"] = [params["ssh_public_key"]]
+    return "#cloud-config\n" + yaml_dump(document, default_flow_style=False, sort_keys=False, allow_unicode=True, width=1 << 20)
 
 
 def _metadata(name, namespace, labels):

@@ -323,8 +323,8 @@ class KubeVirtController:
             with self._lock:  # the import starts only once the PVC can be made
                 self._born[dv['metadata']['uid']] = time.monotonic()
         began = time.monotonic()
-        return self._write_status(DV, dv, lambda obj: model.datavolume_status(obj, elapsed + time.monotonic() - began, self.import_delay,
-                                                                               problem))
+        return self._write_status(
+            DV, dv, lambda obj: model.datavolume_status(obj, elapsed + time.monotonic() - began, self.import_delay, problem))
 
     # -------------------------------------------------- VirtualMachineInstance
     def _vm_settings(self, vm: dict | None, vmi: dict) -> tuple[float, str | None]:

@@ -16,7 +16,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt imp
 )
 
 LABELS = {"cloudkit.openshift.io/computeinstance": "vm1", "cloudkit.openshift.io/computeinstance-uuid": "u-1"}
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7 me@host"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f me@host"
 
 
 def by_kind(objects):
