@@ -13,7 +13,6 @@ import json
 import re
 from decimal import Decimal
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import object_names
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.limits import (
     ANNOTATIONS_MAX,
     SECRET_DATA_MAX,
@@ -438,6 +437,9 @@ def assess(client, instance, tenant_resource, vm_resource, allowed_templates, fo
         facts["problems"].extend(error.problems)
     if not for_delete:
         # Names Kubernetes would refuse fail the job before its first write; a delete finds objects by label, not name.
+        # Imported here: kubevirt imports this module (quantities).
+        from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import object_names
+
         extra_disks = len((facts["parameters"] or {}).get("additional_disks") or [])
         facts["problems"].extend(derived_name_problems(instance.name, object_names(instance.name), extra_disks))
     if target_namespace:
