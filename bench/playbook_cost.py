@@ -204,9 +204,11 @@ class Bench:
         }
         # Ours names the cluster's default StorageClass, the baseline leaves it to CDI (which picks the same default).
         found['DataVolume']['storage'].pop('storageClassName', None)
-        # The cluster IP is the server's pick.
+        # The cluster IP and the node ports are the server's pick.
         for field in ('clusterIP', 'clusterIPs'):
             found['Service'].pop(field, None)
+        for port in found['Service'].get('ports') or []:
+            port.pop('nodePort', None)
         return json.loads(json.dumps(found).replace(uid, 'UID').replace(f'"{name}', '"NAME'))
 
 

@@ -276,6 +276,20 @@ def vm_parameters(spec):
     return params
 
 
+def parameter_fields(spec):
+    """The spec field each disk parameter comes from (typed fields win over templateParameters), for messages."""
+    spec = spec if isinstance(spec, dict) else {}
+    image = spec.get("image")
+    boot_disk = spec.get("bootDisk")
+    additional = spec.get("additionalDisks")
+    return {
+        "image": "spec.image.sourceRef" if isinstance(image, dict) and image.get("sourceRef") is not None else "spec.templateParameters.image",
+        "disk_size": ("spec.bootDisk.sizeGiB" if isinstance(boot_disk, dict) and boot_disk.get("sizeGiB") is not None
+                      else "spec.templateParameters.disk_size"),
+        "additional_disks": ["spec.additionalDisks[%d]" % index for index in range(len(additional) if isinstance(additional, list) else 0)],
+    }
+
+
 def check_template(template_id, allowed_templates=DEFAULT_ALLOWED_TEMPLATES):
     """Refuse a templateID that is malformed or not on the allow-list (before any write)."""
     if not isinstance(template_id, str) or not TEMPLATE_ID_RE.fullmatch(template_id):

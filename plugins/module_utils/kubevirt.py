@@ -13,7 +13,9 @@ import base64
 
 from ansible.module_utils.common.yaml import yaml_dump
 
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import quantity_bytes
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.reconcile import ABSENT, OwnedField, get_path
 
 SECRET = STATIC_RESOURCES[("v1", "Secret")]
 SERVICE = STATIC_RESOURCES[("v1", "Service")]
@@ -21,6 +23,7 @@ DATA_VOLUME = STATIC_RESOURCES[("cdi.kubevirt.io/v1beta1", "DataVolume")]
 VIRTUAL_MACHINE = STATIC_RESOURCES[("kubevirt.io/v1", "VirtualMachine")]
 VIRTUAL_MACHINE_INSTANCE = STATIC_RESOURCES[("kubevirt.io/v1", "VirtualMachineInstance")]
 STORAGE_CLASS = STATIC_RESOURCES[("storage.k8s.io/v1", "StorageClass")]
+PERSISTENT_VOLUME_CLAIM = STATIC_RESOURCES[("v1", "PersistentVolumeClaim")]
 
 # Deletion order of CONTRACT section 5 (after the VM is stopped and its VMI gone).
 DELETE_ORDER = (VIRTUAL_MACHINE, SERVICE, DATA_VOLUME, SECRET)
@@ -157,35 +160,152 @@ def virtual_machine(name, namespace, labels, params, user_data_secret, disk_name
     return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": _metadata(name, namespace, labels), "spec": spec}
 
 
-def contains(live, desired):
-    """Whether every field of `desired` is in `live` with the same value (lists element by element).
+# What this collection owns on each object besides its labels (metadata.labels.<key> of the instance labels; and, on the
+# VM, spec.template.metadata.labels.<key>). Everything else (status, other controllers' fields, server defaults) is never
+# written after creation. A DataVolume's spec cannot change (CDI refuses it): only its requested-storage annotation is owned.
+_TEMPLATE_SPEC = ("spec", "template", "spec")
+OWNED_PATHS = {
+    "Secret": (("data",),),
+    "Service": (("spec", "type"), ("spec", "selector"), ("spec", "ports")),
+    "DataVolume": (),
+    "VirtualMachine": (
+        ("spec", "runStrategy"),
+        ("spec", "running"),  # never set by us: removed if someone set it (KubeVirt refuses it next to runStrategy)
+        _TEMPLATE_SPEC + ("domain", "cpu", "cores"),
+        _TEMPLATE_SPEC + ("domain", "memory", "guest"),
+        _TEMPLATE_SPEC + ("domain", "resources", "requests", "memory"),
+        _TEMPLATE_SPEC + ("domain", "devices", "disks"),
+        _TEMPLATE_SPEC + ("domain", "devices", "interfaces"),
+        _TEMPLATE_SPEC + ("networks",),
+        _TEMPLATE_SPEC + ("volumes",),
+        _TEMPLATE_SPEC + ("accessCredentials",),
+    ),
+}
+# Keys inside the entries of an owned list that the API server owns: a Service port's node port (allocated by it).
+IGNORED_IN = {("spec", "ports"): ("nodePort",)}
 
-    The API adds defaults and status; only what we manage must match.
+
+def owned_fields(manifest, annotation_keys=()):
+    """[OwnedField] of a desired manifest: its labels, the owned paths of its kind, and the given annotations (ABSENT
+    when the manifest does not carry them, so they are removed)."""
+    metadata = manifest["metadata"]
+    fields = [OwnedField(("metadata", "labels", key), value) for key, value in sorted((metadata.get("labels") or {}).items())]
+    for key in annotation_keys:
+        fields.append(OwnedField(("metadata", "annotations", key), (metadata.get("annotations") or {}).get(key, ABSENT)))
+    if manifest["kind"] == "VirtualMachine":
+        template_labels = get_path(manifest, ("spec", "template", "metadata", "labels")) or {}
+        fields += [OwnedField(("spec", "template", "metadata", "labels", key), value) for key, value in sorted(template_labels.items())]
+    for path in OWNED_PATHS[manifest["kind"]]:
+        fields.append(OwnedField(path, get_path(manifest, path), ignore=IGNORED_IN.get(path, ())))
+    return fields
+
+
+def template_changed(changes):
+    """Whether applied changes touch the VM's template spec (what a running VM sees only after a restart)."""
+    return any(change.path[:len(_TEMPLATE_SPEC)] == _TEMPLATE_SPEC for change in changes)
+
+
+def _storage(dv):
+    return ((dv or {}).get("spec") or {}).get("storage") or ((dv or {}).get("spec") or {}).get("pvc") or {}
+
+
+def _requested(storage):
+    return (((storage or {}).get("resources") or {}).get("requests") or {}).get("storage")
+
+
+def _source_text(source):
+    source = source or {}
+    url = (source.get("registry") or {}).get("url")
+    if url:
+        return url[len("docker://"):] if url.startswith("docker://") else url
+    if "blank" in source:
+        return "a blank disk"
+    return ", ".join(sorted(source)) or "no source"
+
+
+class DiskPlan(object):
+    """What bringing one existing DataVolume to its desired state takes.
+
+    ``refused``: [{field, reason, object}] for changes that cannot be made in place; ``problems``: reasons this run cannot
+    go on that a later run may not have (unreadable StorageClasses, a claim CDI has not made yet); ``claim_size``: the size
+    to request on the PersistentVolumeClaim (None: no expansion); ``requested``: the value of the requested-storage
+    annotation (ABSENT when the disk is at its first size).
     """
-    if isinstance(desired, dict):
-        return isinstance(live, dict) and all(contains(live.get(key), value) for key, value in desired.items())
-    if isinstance(desired, list):
-        return isinstance(live, list) and len(live) == len(desired) and all(contains(a, b) for a, b in zip(live, desired))
-    return live == desired
+
+    def __init__(self):
+        self.refused = []
+        self.problems = []
+        self.claim_size = None
+        self.requested = ABSENT
 
 
-# Fields the API refuses to change, per kind: a difference there is reported, never written.
-IMMUTABLE = {"DataVolume": ("spec",), "Secret": (), "Service": (), "VirtualMachine": ()}
+def needs_claim(desired, live, annotation_key):
+    """Whether judging a size change of `live` needs its PersistentVolumeClaim: it grew once, or it is to grow."""
+    first = quantity_bytes(_requested(_storage(live)))
+    wanted = quantity_bytes(_requested(_storage(desired)))
+    recorded = quantity_bytes(((live.get("metadata") or {}).get("annotations") or {}).get(annotation_key))
+    return first is not None and wanted is not None and (wanted > first or recorded is not None)
 
 
-def drift(live, desired):
-    """Which managed top-level fields differ: (mutable fields, immutable fields)."""
-    changed = [key for key in ("metadata", "spec", "data") if key in desired and not contains(live.get(key), desired[key])]
-    immutable = [key for key in changed if key in IMMUTABLE.get(desired["kind"], ())]
-    return [key for key in changed if key not in immutable], immutable
+def check_disk(desired, live, claim, explicit_class, storage_classes, fields, annotation_key):
+    """The DiskPlan for changing the live DataVolume into `desired` (its manifest as built now).
 
+    A DataVolume's source and size are fixed at creation (CDI refuses spec updates). So a new image or a different
+    source is refused; a smaller size is refused (a disk never shrinks); a larger one is an expansion of its
+    PersistentVolumeClaim, which the API allows only when the claim's StorageClass has allowVolumeExpansion: true, else
+    refused; an explicitly chosen StorageClass other than the disk's is refused (a disk cannot move in place).
+    `fields` names the spec fields: {"source": ..., "size": ...}. `storage_classes` is None when they cannot be read.
+    """
+    plan = DiskPlan()
+    name = live["metadata"]["name"]
+    where = "DataVolume %s/%s" % (live["metadata"].get("namespace"), name)
 
-def update_patch(desired, fields):
-    """Merge patch that sets the managed fields (labels only, of metadata)."""
-    patch = {}
-    for field in fields:
-        patch[field] = {"labels": desired["metadata"]["labels"]} if field == "metadata" else desired[field]
-    return patch
+    def refuse(field, reason):
+        plan.refused.append({"field": field, "reason": reason, "object": where})
+
+    old_source, new_source = (live.get("spec") or {}).get("source"), (desired.get("spec") or {}).get("source")
+    if old_source != new_source:
+        refuse(fields["source"], "the disk %s holds %s and a disk's source cannot change in place (CDI keeps a DataVolume's spec as created): "
+                                 "keep %s, or delete the instance and create it again with %s"
+               % (name, _source_text(old_source), _source_text(old_source), _source_text(new_source)))
+    live_class = _storage(live).get("storageClassName") or ((claim or {}).get("spec") or {}).get("storageClassName")
+    if explicit_class and live_class and explicit_class != live_class:
+        refuse("storage_class", "the disk %s is on StorageClass %s and cannot move to %s in place" % (name, live_class, explicit_class))
+    first = quantity_bytes(_requested(_storage(live)))
+    recorded_text = ((live.get("metadata") or {}).get("annotations") or {}).get(annotation_key)
+    recorded = quantity_bytes(recorded_text)
+    current = recorded if recorded is not None else first
+    current_text = recorded_text if recorded is not None else _requested(_storage(live))
+    wanted_text = _requested(_storage(desired))
+    wanted = quantity_bytes(wanted_text)
+    if current is None or wanted is None:
+        return plan
+    if wanted < current:
+        refuse(fields["size"], "%s is smaller than the disk %s's %s and a disk cannot shrink" % (wanted_text, name, current_text))
+        return plan
+    plan.requested = wanted_text if wanted != first else ABSENT
+    if wanted <= first:
+        return plan
+    claim_size = quantity_bytes(_requested((claim or {}).get("spec"))) if claim is not None else None
+    if claim_size is not None and claim_size >= wanted:
+        return plan  # its claim is that large already: only the annotation may need writing
+    class_name = live_class or explicit_class
+    if storage_classes is None:
+        plan.problems.append("the disk %s must grow to %s, and the StorageClasses cannot be read to know whether %s allows it"
+                             % (name, wanted_text, class_name or "its class"))
+        return plan
+    found = next((sc for sc in storage_classes if sc["metadata"]["name"] == class_name), None)
+    if found is None or found.get("allowVolumeExpansion") is not True:
+        refuse(fields["size"], "%s needs the disk %s to grow from %s, and its StorageClass %s %s" % (
+            wanted_text, name, current_text, class_name or "(none)",
+            "does not exist" if found is None else "does not allow volume expansion (allowVolumeExpansion is not true)"))
+        return plan
+    if claim is None:
+        plan.problems.append("the disk %s must grow to %s, and its PersistentVolumeClaim does not exist yet (CDI makes it): "
+                             "run the job again once it does" % (name, wanted_text))
+        return plan
+    plan.claim_size = wanted_text
+    return plan
 
 
 def vm_state(vm):

@@ -3,8 +3,10 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """Bring one instance's KubeVirt objects to present or absent, and wait for the outcome.
 
-Idempotent: objects already as desired are not written. Result dicts are the
-same shape in both directions so playbooks never branch on a provider.
+Present is a declarative apply of the whole desired state: the set of objects, and on each the fields this collection
+owns (kubevirt.OWNED_PATHS), set exactly (removals included) with guarded JSON patches; objects the spec no longer wants
+are deleted; changes that cannot be made in place are refused before any write. Idempotent: objects already as desired
+are not written. Result dicts are the same shape in both directions so playbooks never branch on a provider.
 """
 
 from __future__ import annotations
@@ -20,24 +22,33 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import 
     WaitTimeout,
     wait_for,
 )
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import reconcile
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import parameter_fields
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import parse_time, rfc3339, utc_now
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import (
+    DATA_VOLUME,
     DELETE_ORDER,
     FAILED_PRINTABLE_STATUSES,
+    PERSISTENT_VOLUME_CLAIM,
+    SECRET,
+    SERVICE,
     STORAGE_CLASS,
     VIRTUAL_MACHINE,
     VIRTUAL_MACHINE_INSTANCE,
     build_objects,
+    check_disk,
     default_storage_class,
-    drift,
-    update_patch,
+    needs_claim,
+    owned_fields,
+    template_changed,
     vm_state,
     vmi_ready,
 )
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.reconcile import ABSENT, OwnedField
 
-# Writes here carry no precondition (merge patches, deletes, creates), so nothing they were decided from can be stale:
-# a 409 Conflict is the API server's own update retries running out under contention (KubeVirt's controllers write the
-# same objects). Sending the same write again is safe; failing the job would leave a delete blocked for nothing.
+# Creates, the stop patch and the deletes of ensure_absent carry no precondition, so nothing they were decided from can
+# be stale: a 409 Conflict is the API server's own update retries running out under contention (KubeVirt's controllers
+# write the same objects). Sending the same write again is safe; failing the job would leave a delete blocked for nothing.
 CONFLICT_RETRY = Retry(attempts=5, base_delay=0.1, max_delay=1.0)
 
 
@@ -72,7 +83,13 @@ def restart_requested(instance):
 
 
 class Outcome(object):
-    """What happened, in the shape computeinstance_vm returns."""
+    """What happened, in the shape computeinstance_vm returns.
+
+    ``changes`` has one entry per object looked at: kind, namespace, name, action (created, updated, deleted,
+    unchanged) and, for updates, the owned fields that changed; ``summary`` says the same in lines for a job log;
+    ``diff`` is the before/after of those fields for Ansible's --diff; ``refused`` lists the changes that cannot be
+    made in place, each with the spec field and why (nothing was written then).
+    """
 
     def __init__(self, namespace, vm_name):
         self.state = "Succeeded"
@@ -82,12 +99,55 @@ class Outcome(object):
         self.updated = []
         self.deleted = []
         self.notes = []
+        self.changes = []
+        self.diff = []
+        self.refused = []
+        self.blocked = False  # True when it stopped before any write (refused changes, or a problem a later run may not have)
         self.restarted_at = None
         self.waited_on = None
 
     @property
     def changed(self):
         return bool(self.created or self.updated or self.deleted or self.restarted_at)
+
+    def record(self, obj, action, changes=(), note=None):
+        """Note what happened to one object (a manifest or a live object); `changes` are reconcile.Change for updates."""
+        ref = _ref(obj)
+        metadata = obj["metadata"]
+        entry = {"kind": obj["kind"], "namespace": metadata.get("namespace"), "name": metadata["name"], "action": action,
+                 "fields": [reconcile.describe(change) for change in changes]}
+        if note:
+            entry["note"] = note
+        self.changes.append(entry)
+        if action == "created":
+            self.created.append(ref)
+        elif action == "updated":
+            self.updated.append(ref + (" (%s)" % note if note else ""))
+        elif action == "deleted":
+            self.deleted.append(ref)
+        if action == "updated" and changes:
+            self.diff.append({
+                "before_header": ref, "after_header": ref,
+                "before": dict((c.name, reconcile.redact(c.path, c.before)) for c in changes if c.before is not reconcile.ABSENT),
+                "after": dict((c.name, reconcile.redact(c.path, c.after)) for c in changes if c.after is not reconcile.ABSENT),
+            })
+        elif action in ("created", "deleted"):
+            state = {"object": ref}
+            self.diff.append({"before_header": ref, "after_header": ref,
+                              "before": state if action == "deleted" else {}, "after": state if action == "created" else {}})
+
+    @property
+    def summary(self):
+        """One line per object, then the restart notes: what an operator reads in the job log."""
+        lines = []
+        for entry in self.changes:
+            line = "%s %s %s/%s" % (entry["action"], entry["kind"], entry["namespace"], entry["name"])
+            details = entry["fields"] + ([entry["note"]] if entry.get("note") else [])
+            if details:
+                line += ": " + "; ".join(details)
+            lines.append(line)
+        lines += ["refused %s: %s (%s)" % (r["field"], r["reason"], r["object"]) for r in self.refused]
+        return lines + list(self.notes)
 
     def as_dict(self):
         return {
@@ -97,69 +157,184 @@ class Outcome(object):
             "created": self.created,
             "updated": self.updated,
             "deleted": self.deleted,
+            "changes": self.changes,
+            "summary": self.summary,
+            "refused": self.refused,
             "notes": self.notes,
             "restarted_at": self.restarted_at,
             "waited_on": self.waited_on,
         }
 
 
-def storage_class_for(client, explicit):
-    """The explicit class, else the cluster default (upstream lost it to an env lookup returning '')."""
-    if explicit:
-        return explicit
+def storage_classes_of(client):
+    """The cluster's StorageClasses, None when this job may not list them (the disks then name no class, CDI picks one)."""
     try:
-        return default_storage_class(client.list(STORAGE_CLASS)["items"])
+        return client.list(STORAGE_CLASS)["items"]
     except Forbidden:
         return None
 
 
+def storage_class_for(client, explicit):
+    """The explicit class, else the cluster default (upstream lost it to an env lookup returning '')."""
+    if explicit:
+        return explicit
+    classes = storage_classes_of(client)
+    return default_storage_class(classes) if classes is not None else None
+
+
+# The kinds of an instance's objects, listed by its uid label before anything is written; and the order in which the ones
+# the spec no longer wants are deleted (after the VM stopped referring to them). A VirtualMachine is never pruned here.
+APPLY_KINDS = (SECRET, DATA_VOLUME, VIRTUAL_MACHINE, SERVICE)
+PRUNE_ORDER = (SERVICE, DATA_VOLUME, SECRET)
+
+
+def delete_exactly(client, resource, obj):
+    """Delete this very object (uid precondition: a namesake made since is not ours to delete); False when it was gone."""
+    metadata = obj["metadata"]
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            client.delete(resource, metadata["name"], metadata.get("namespace"), preconditions={"uid": metadata["uid"]})
+            return True
+        except NotFound:
+            return False
+        except Conflict:
+            current = client.get_or_none(resource, metadata["name"], metadata.get("namespace"))
+            if current is None or current["metadata"].get("uid") != metadata["uid"]:
+                return False
+            if attempt >= CONFLICT_RETRY.attempts:
+                raise
+            CONFLICT_RETRY.sleep(CONFLICT_RETRY.delay(attempt))
+
+
+def _disk_fields(instance, objects):
+    """{DataVolume name: {"source", "size"}}: the spec fields a refusal about each disk names."""
+    fields = parameter_fields(instance.spec)
+    disks = [manifest["metadata"]["name"] for resource, manifest in objects if resource is DATA_VOLUME]
+    named = {}
+    for index, name in enumerate(disks):
+        if index == 0:
+            named[name] = {"source": fields["image"], "size": fields["disk_size"]}
+        else:
+            extra = fields["additional_disks"][index - 1] if index - 1 < len(fields["additional_disks"]) else "spec.additionalDisks"
+            named[name] = {"source": extra, "size": extra + ".sizeGiB"}
+    return named
+
+
+def _refusal_message(outcome, problems):
+    parts = ["%s: %s" % (r["field"], r["reason"]) for r in outcome.refused] + list(problems)
+    if outcome.refused:
+        return "these changes cannot be made in place, so nothing was changed: " + "; ".join(parts)
+    return "nothing was changed: " + "; ".join(parts)
+
+
 def ensure_present(client, instance, params, namespace, storage_class=None, check_mode=False, wait=True, timeout=600,
                    restart_on_spec_change=True, tick=None):
-    """Create or update the instance's objects, restart when asked, and wait for Ready."""
-    labels = instance.names.instance_labels(instance.name, instance.uid)
+    """Make the instance's objects exactly what its spec asks for, restart when needed, and wait for Ready.
+
+    Reads first: the instance's objects by its uid label, and the StorageClasses. Changes that cannot be made in place
+    (a disk's image, a smaller disk, a disk that must grow on a class without volume expansion, another StorageClass) are
+    refused before anything is written (RV refused). Then each object is created, or its owned fields are set exactly
+    (reconcile.apply: one guarded JSON patch, removals included), a grown disk's claim is expanded, and the objects the
+    spec no longer wants (found by the uid label) are deleted, each with a uid precondition.
+    """
+    names = instance.names
+    labels = names.instance_labels(instance.name, instance.uid)
     outcome = Outcome(namespace, instance.name)
-    objects = build_objects(instance.name, namespace, labels, params, storage_class_for(client, storage_class))
-    vm_existed = False
-    template_changed = False
-    vm = None  # the VirtualMachine as last written or read here: the wait starts from it
-    # Never provisioned: the objects are most likely new, so create first and read only on AlreadyExists.
-    create_first = instance.reconciled_config_version is None and not check_mode
+    selector = names.instance_label_selector(instance.uid)
+    live = {}
+    for resource in APPLY_KINDS:
+        live[resource.kind] = dict((obj["metadata"]["name"], obj) for obj in client.list(resource, namespace, label_selector=selector)["items"])
+    classes = storage_classes_of(client)
+    default_class = storage_class or (default_storage_class(classes) if classes is not None else None)
+    objects = build_objects(instance.name, namespace, labels, params, default_class)
+    disk_fields = _disk_fields(instance, objects)
+    annotation = names.requested_storage_annotation
+
+    def plan_disk(manifest, current):
+        claim = None
+        if needs_claim(manifest, current, annotation):
+            claim = client.get_or_none(PERSISTENT_VOLUME_CLAIM, current["metadata"]["name"], namespace)
+        return claim, check_disk(manifest, current, claim, storage_class, classes, disk_fields[manifest["metadata"]["name"]], annotation)
+
+    plans = {}
+    problems = []
     for resource, manifest in objects:
-        live = None
-        if create_first:
-            try:
-                live = retry_conflicts(client.create, resource, manifest, namespace)
-            except AlreadyExists:
-                pass
-            else:
-                outcome.created.append(_ref(manifest))
-                vm = live if resource is VIRTUAL_MACHINE else vm
+        current = live[resource.kind].get(manifest["metadata"]["name"]) if resource is DATA_VOLUME else None
+        if current is not None:
+            plans[manifest["metadata"]["name"]] = plan = plan_disk(manifest, current)
+            outcome.refused += plan[1].refused
+            problems += plan[1].problems
+    if outcome.refused or problems:
+        outcome.state, outcome.blocked = "Failed", True
+        outcome.message = _refusal_message(outcome, problems)
+        return outcome
+
+    vm_existed = False
+    template_was_changed = False
+    # The cloud-init and SSH key Secrets are read when a VMI boots: new content reaches a running VM by a restart only.
+    boot_secrets_changed = False
+    vm = None  # the VirtualMachine as last written or read here: the wait starts from it
+    for resource, manifest in objects:
+        name = manifest["metadata"]["name"]
+        current = live[resource.kind].get(name)
+        if current is None:
+            if check_mode:
+                outcome.record(manifest, "created")
                 continue
-        live = client.get_or_none(resource, manifest["metadata"]["name"], namespace)
-        if live is None:
-            if not check_mode:
-                live = retry_conflicts(client.create, resource, manifest, namespace)
-            outcome.created.append(_ref(manifest))
-            vm = live if resource is VIRTUAL_MACHINE else vm
-            continue
+            try:
+                created = retry_conflicts(client.create, resource, manifest, namespace)
+            except AlreadyExists:
+                # An object of that name without the instance's uid label: it is adopted (labelled) and set like ours.
+                current = client.get(resource, name, namespace)
+                if resource is DATA_VOLUME:
+                    plans[name] = plan_disk(manifest, current)
+                    if plans[name][1].refused or plans[name][1].problems:
+                        outcome.refused += plans[name][1].refused
+                        outcome.state, outcome.blocked = "Failed", True
+                        outcome.message = _refusal_message(outcome, plans[name][1].problems)
+                        return outcome
+            else:
+                outcome.record(manifest, "created")
+                vm = created if resource is VIRTUAL_MACHINE else vm
+                continue
+        keys = ()
+        if resource is DATA_VOLUME:
+            keys = (annotation,)
+            claim, plan = plans[name]
+            if plan.requested is not ABSENT:
+                manifest["metadata"].setdefault("annotations", {})[annotation] = plan.requested
+            if plan.claim_size is not None:
+                # The claim grows first: a run that stops in between finds the annotation still short and grows it again.
+                claim_fields = [OwnedField(("spec", "resources", "requests", "storage"), plan.claim_size)]
+                _grown, changes = reconcile.apply(client, PERSISTENT_VOLUME_CLAIM, name, namespace, claim, claim_fields, check_mode)
+                outcome.record(dict(claim, kind=PERSISTENT_VOLUME_CLAIM.kind), "updated" if changes else "unchanged", changes)
+        after, changes = reconcile.apply(client, resource, name, namespace, current, owned_fields(manifest, keys), check_mode)
+        outcome.record(dict(manifest, metadata=dict(manifest["metadata"], namespace=namespace)), "updated" if changes else "unchanged", changes)
         if resource is VIRTUAL_MACHINE:
             vm_existed = True
-            vm = live
-        mutable, immutable = drift(live, manifest)
-        for field in immutable:
-            outcome.notes.append("%s: %s differs but cannot change in place; left as is" % (_ref(manifest), field))
-        if mutable:
-            if resource is VIRTUAL_MACHINE and "spec" in mutable:
-                template_changed = live.get("spec", {}).get("template") != manifest["spec"]["template"]
-            if not check_mode:
-                patched = retry_conflicts(client.patch, resource, manifest["metadata"]["name"], update_patch(manifest, mutable), namespace)
-                vm = patched if resource is VIRTUAL_MACHINE else vm
-            outcome.updated.append(_ref(manifest))
+            vm = after
+            template_was_changed = template_changed(changes)
+        elif resource is SECRET and changes:
+            boot_secrets_changed = True
+
+    wanted = set((resource.kind, manifest["metadata"]["name"]) for resource, manifest in objects)
+    for resource in PRUNE_ORDER:
+        for name, obj in sorted(live[resource.kind].items()):
+            if (resource.kind, name) in wanted:
+                continue
+            obj = dict(obj, kind=resource.kind)
+            if check_mode or delete_exactly(client, resource, obj):
+                outcome.record(obj, "deleted", note="no longer in the spec")
 
     running = params.get("run_strategy", "Always") != "Halted"
     restart_at = restart_requested(instance)
     old_vmi = client.get_or_none(VIRTUAL_MACHINE_INSTANCE, instance.name, namespace) if vm_existed and running else None
-    if old_vmi is not None and (restart_at or (template_changed and restart_on_spec_change)):
+    spec_changed = template_was_changed or boot_secrets_changed
+    what = " and ".join((["VirtualMachine template"] if template_was_changed else [])
+                        + (["its cloud-init/SSH key Secret"] if boot_secrets_changed else []))
+    if old_vmi is not None and (restart_at or (spec_changed and restart_on_spec_change)):
         # Deleting the VMI is what a KubeVirt restart does; the VM controller starts a new one.
         if not check_mode:
             try:
@@ -167,10 +342,10 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
             except NotFound:
                 pass
         outcome.restarted_at = restart_at or _utc_now()
-        if template_changed and not restart_at:
-            outcome.notes.append("VirtualMachine template changed: restarted to apply it")
-    elif template_changed and running:
-        outcome.notes.append("VirtualMachine template changed: it applies at the next restart")
+        if spec_changed and not restart_at:
+            outcome.notes.append("%s changed: restarted to apply it" % what)
+    elif spec_changed and running:
+        outcome.notes.append("%s changed: it applies at the next restart" % what)
     if restart_at and not outcome.restarted_at:
         # No running VMI to restart (the VM is new, its VMI is not up yet, or it is halted): its next start comes after
         # the request, which serves it. Reporting it served records lastRestartedAt, so no later run restarts for it.
@@ -237,7 +412,8 @@ def ensure_absent(client, instance_name, uid, names, namespace, check_mode=False
     if vm is not None and (vm.get("spec") or {}).get("runStrategy") != "Halted":
         if not check_mode:
             retry_conflicts(client.patch, VIRTUAL_MACHINE, instance_name, {"spec": {"runStrategy": "Halted"}}, namespace)
-        outcome.updated.append(_ref(vm) + " (stopped)")
+        outcome.record(vm, "updated", [reconcile.Change(("spec", "runStrategy"), (vm.get("spec") or {}).get("runStrategy", ABSENT), "Halted")],
+                       note="stopped")
         if wait and not check_mode:
             outcome.waited_on = "VirtualMachineInstance %s/%s to stop" % (namespace, instance_name)
             try:
@@ -259,7 +435,7 @@ def ensure_absent(client, instance_name, uid, names, namespace, check_mode=False
                     retry_conflicts(client.delete, resource, obj["metadata"]["name"], namespace)
                 except NotFound:
                     continue
-            outcome.deleted.append(_ref(dict(obj, kind=resource.kind)))
+            outcome.record(dict(obj, kind=resource.kind), "deleted")
     if wait and not check_mode:
         deadline = time.monotonic() + timeout
         for resource, obj in targets:

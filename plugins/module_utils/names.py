@@ -97,6 +97,11 @@ class Names(object):
         return self._qualified("floating-ip-address")
 
     @property
+    def requested_storage_annotation(self):
+        """Annotation on a DataVolume whose disk was grown in place: the size now requested (its spec keeps the first one)."""
+        return self._qualified("requested-storage")
+
+    @property
     def instance_label(self):
         """Label carrying the ComputeInstance name on every object made for it."""
         return self._qualified("computeinstance")
@@ -126,6 +131,7 @@ class Names(object):
             "reconciled_config_version_annotation": self.reconciled_config_version_annotation,
             "management_state_annotation": self.management_state_annotation,
             "floating_ip_address_annotation": self.floating_ip_address_annotation,
+            "requested_storage_annotation": self.requested_storage_annotation,
             "instance_label": self.instance_label,
             "instance_uid_label": self.instance_uid_label,
         }

@@ -20,10 +20,23 @@ description:
     fields (typed fields win), with the upstream defaults (2 cores, 2Gi, 10Gi, Fedora, port 22/tcp).
     Every parameter is validated first, and C(spec.templateID) must be on O(allowed_templates). A bad
     value fails with the field's name before anything is written.
-  - Idempotent. Objects that already match are not written; changes KubeVirt accepts are patched in place.
-    A changed VM template restarts a running VM (O(restart_on_spec_change)), and a
+  - A declarative apply of the whole desired state. Every object's owned fields (labels; Secret C(data); Service
+    C(spec.type), C(spec.selector), C(spec.ports) except the node ports the API server allocates; the VM's
+    C(runStrategy), template labels, cores, memory, disks, interfaces, networks, volumes and C(accessCredentials)) are set
+    exactly with one JSON patch guarded by C(test) operations, so fields the spec drops are removed. Everything else
+    (status, fields of KubeVirt, CDI and the API server, other writers' labels and annotations) is left alone. Objects
+    that carry the instance's uid label and that the spec no longer wants (the SSH key Secret once the key is removed,
+    the Service once no port is exposed, an additional disk removed) are deleted, each with a uid precondition.
+  - Idempotent. Objects that already match are not written. A changed VM template, or new content in the cloud-init or
+    SSH key Secret (read only when the VM boots), restarts a running VM (O(restart_on_spec_change)), and a
     C(spec.restartRequestedAt) later than C(status.lastRestartedAt) restarts it (RV(restarted_at)).
-  - Disks use the cluster's default StorageClass unless O(storage_class) is set.
+  - Changes that cannot be made in place are refused before anything is written, and the task fails with RV(refused)
+    naming each spec field and why. They are a new image (a disk's source), a smaller disk, a larger disk whose
+    StorageClass does not allow volume expansion, and an O(storage_class) other than the disks' own. A larger disk on a
+    class with C(allowVolumeExpansion: true) grows in place (its PersistentVolumeClaim is expanded).
+  - Disks use the cluster's default StorageClass unless O(storage_class) is set; existing disks keep their class.
+  - RV(changes) and RV(summary) say per object what was created, updated (with the fields), deleted or left unchanged;
+    with C(--diff) the before and after of each changed field is shown (Secret data only as size and hash).
   - V(absent) stops the VM and waits until its VirtualMachineInstance is gone. It then deletes the VM, the
     Services, the DataVolumes and the Secrets carrying the instance's labels, and waits until they are gone.
     Not found counts as done, and a deleted Tenant does not block it.
@@ -37,8 +50,8 @@ attributes:
     support: full
     description: Reports which objects would be created, updated or deleted.
   diff_mode:
-    support: none
-    description: The result lists every object created, updated or deleted.
+    support: full
+    description: Shows, per object, the owned fields before and after (Secret data as size and hash only).
 options:
   state:
     description: Whether the VM and its objects should exist.
@@ -57,7 +70,9 @@ options:
         instance's labels.
     type: str
   storage_class:
-    description: StorageClass of the disks; default is the cluster's default StorageClass.
+    description:
+      - StorageClass of the disks; default is the cluster's default StorageClass for new disks, and their own class for
+        existing ones. A class other than an existing disk's is refused (a disk cannot move in place).
     type: str
   wait:
     description: Wait for the VM to be Ready (V(present)) or for everything to be gone (V(absent)).
@@ -68,7 +83,9 @@ options:
     type: int
     default: 600
   restart_on_spec_change:
-    description: Restart a running VM whose template changed, so new cores or memory take effect now.
+    description:
+      - Restart a running VM whose template or boot Secrets (cloud-init, SSH key) changed, so new cores, memory, disks
+        or keys take effect now.
     type: bool
     default: true
   lock_holder:
@@ -127,12 +144,71 @@ updated:
   type: list
   elements: str
 deleted:
-  description: Objects deleted.
+  description: Objects deleted (with V(present), the ones the spec no longer wants).
   returned: always
   type: list
   elements: str
+changes:
+  description: One entry per object looked at, in the order they were handled.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: The object's kind.
+      type: str
+    namespace:
+      description: The object's namespace.
+      type: str
+    name:
+      description: The object's name.
+      type: str
+    action:
+      description: V(created), V(updated), V(deleted) or V(unchanged).
+      type: str
+    fields:
+      description: For V(updated), each owned field that changed, as C(path old -> new), C(path added) or C(path removed).
+      type: list
+      elements: str
+    note:
+      description: Why, when it is not the spec's plain content (a deleted object no longer in the spec, a stopped VM).
+      type: str
+      returned: when there is one
+  sample:
+    - {kind: VirtualMachine, namespace: tenant-acme, name: vm1, action: updated,
+       fields: ["spec.template.spec.domain.cpu.cores 2 -> 1", "spec.template.spec.accessCredentials removed"]}
+    - {kind: Secret, namespace: tenant-acme, name: vm1-ssh-public-key, action: deleted, fields: [], note: no longer in the spec}
+summary:
+  description: RV(changes), RV(refused) and RV(notes) as lines for a job log.
+  returned: always
+  type: list
+  elements: str
+  sample: ["updated VirtualMachine tenant-acme/vm1: spec.template.spec.domain.cpu.cores 2 -> 1", "deleted Service tenant-acme/vm1-load-balancer"]
+refused:
+  description: Changes the spec asks for that cannot be made in place; when not empty, nothing was written and the task failed.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    field:
+      description: The spec field (or V(storage_class), the option) that asks for it.
+      type: str
+    reason:
+      description: Why it cannot be made in place, and what can be done instead.
+      type: str
+    object:
+      description: The object concerned, as C(Kind namespace/name).
+      type: str
+  sample:
+    - {field: spec.templateParameters.image, object: DataVolume tenant-acme/vm1-root-disk,
+       reason: "the disk vm1-root-disk holds quay.io/containerdisks/fedora:40 and a disk's source cannot change in place ..."}
+diff:
+  description: With C(--diff), per changed object the owned fields before and after.
+  returned: when diff mode is on
+  type: list
+  elements: dict
 notes:
-  description: Differences that cannot be applied in place, and restarts done or pending.
+  description: Restarts done or pending.
   returned: always
   type: list
   elements: str
@@ -181,7 +257,8 @@ def main():
     live, gone = module.read_instance(identity, names)
     if live is None:
         outcome = {"changed": False, "exists": False, "vm_reference": None, "message": "%s: %s" % (where, gone),
-                   "created": [], "updated": [], "deleted": [], "notes": [], "restarted_at": None, "waited_on": None}
+                   "created": [], "updated": [], "deleted": [], "changes": [], "summary": [], "refused": [], "notes": [],
+                   "restarted_at": None, "waited_on": None}
         if present:
             module.fail_json(msg=outcome.pop("message"), state="Failed", **outcome)
         module.exit_json(state="Succeeded", **outcome)
@@ -215,10 +292,13 @@ def main():
         module.fail_api(error, "cannot %s the VM of %s" % ("provision" if present else "deprovision", where), exists=True, state="Failed")
     result = outcome.as_dict()
     result.update(changed=outcome.changed, exists=True)
+    if module._diff:
+        result["diff"] = outcome.diff
     if present:
         result["parameters"] = params_used
     if outcome.state == "Failed":
-        module.fail_json(msg=outcome.message, **result)
+        # Refused or blocked before any write: the message names the instance, as a validation failure does.
+        module.fail_json(msg="%s: %s" % (where, outcome.message) if outcome.blocked else outcome.message, **result)
     module.exit_json(**result)
 
 

@@ -190,6 +190,40 @@ def test_blank_datavolume_goes_straight_to_succeeded(objs):
     assert status == 'Succeeded'
 
 
+def _claim(api_client, namespace, name):
+    try:
+        return client.CoreV1Api(api_client).read_namespaced_persistent_volume_claim(name, namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def test_datavolume_gets_a_bound_claim_that_follows_an_expansion(objs, api_client):
+    """CDI's PersistentVolumeClaim: same name, owned by the DataVolume, its size and class (else the default class), Bound;
+    a larger request on a class that allows expansion ends with that capacity; the claim goes with its DataVolume."""
+    storage = client.StorageV1Api(api_client)
+    class_name = f'expand-{objs.ns}'
+    storage.create_storage_class({'metadata': {'name': class_name}, 'provisioner': 'example.com/test', 'allowVolumeExpansion': True})
+    try:
+        body = dv_body('grow')
+        body['spec']['storage']['storageClassName'] = class_name
+        dv = objs.create('datavolumes', body)
+        objs.create('datavolumes', dv_body('plain'))
+        claim = wait_for(lambda: (c := _claim(api_client, objs.ns, 'grow')) is not None and c.status.phase == 'Bound' and c, 2, 'a Bound claim')
+        assert claim.spec.resources.requests['storage'] == '1Gi' and claim.status.capacity['storage'] == '1Gi'
+        assert claim.spec.storage_class_name == class_name
+        assert [(r.kind, r.uid) for r in claim.metadata.owner_references] == [('DataVolume', dv['metadata']['uid'])]
+        plain = wait_for(lambda: _claim(api_client, objs.ns, 'plain'), 2, 'the second claim')
+        assert plain.spec.storage_class_name == 'standard', "the cluster's default StorageClass"
+        client.CoreV1Api(api_client).patch_namespaced_persistent_volume_claim('grow', objs.ns, {'spec': {'resources': {'requests': {'storage': '3Gi'}}}})
+        wait_for(lambda: (_claim(api_client, objs.ns, 'grow').status.capacity or {}).get('storage') == '3Gi', 2, 'the expanded capacity')
+        objs.delete('datavolumes', 'grow')
+        wait_for(lambda: _claim(api_client, objs.ns, 'grow') is None, 2, 'the claim gone with its DataVolume')
+    finally:
+        storage.delete_storage_class(class_name, _preload_content=False)
+
+
 # ----------------------------------------------------------- run strategies
 def test_vm_always_runs(objs):
     objs.create('datavolumes', dv_body('vm1-root-disk'))

@@ -5,6 +5,7 @@ import os
 import sys
 
 import pytest
+from kubernetes import client, config
 
 from tests.reliability.harness import ReliableScenario
 from tests.stack.local import LocalStack
@@ -17,6 +18,12 @@ def stack(tmp_path_factory):
         pytest.skip('the reliability suite needs the API stand-in: its fault switch and its write log (the overlap audit)')
     # VMs get Ready 2 s after they start: long enough for actions to land while a provision waits for its VM.
     with LocalStack(tmp_path_factory.mktemp('reliability'), ready_delay=2.0, import_delay=0.3, rulebook=True) as local:
+        # Disks may grow in the interleavings: the default StorageClass allows volume expansion (a field a cluster admin may change).
+        api_client = config.new_client_from_config(config_file=local.kubeconfig)
+        try:
+            client.StorageV1Api(api_client).patch_storage_class('standard', {'allowVolumeExpansion': True})
+        finally:
+            api_client.close()
         yield local
 
 

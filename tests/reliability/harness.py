@@ -2,7 +2,9 @@
 
 The audit checks every instance for the suite's four invariants and records the counts (tests/reliability_report.py):
 
-- converged: each instance reached what its last action asked for (Ready and reconciled for its last spec, or gone);
+- converged: each instance reached what its last action asked for (Ready and reconciled for its last spec, or gone),
+  and whenever an instance was seen Ready and reconciled, its live objects matched that spec, as the independent check
+  of tests/integration/live_check.py sees them (counted apart as "reconciled means the live objects match the spec");
 - no orphaned objects: nothing labelled for a deleted instance is left (Secret, Service, DataVolume, VirtualMachine,
   VirtualMachineInstance, its lock Lease), and nothing in the cluster is labelled for an instance that does not exist;
 - no stuck finalizers: every deleted instance is gone, i.e. its finalizers were removed;
@@ -19,10 +21,11 @@ from dataclasses import dataclass, field
 
 from kubernetes import client, config
 
+from tests.integration.live_check import differences
 from tests.reliability_report import record
 from tests.stack import audit
 from tests.stack.demo import desired_config_version
-from tests.stack.scenarios import Scenario
+from tests.stack.scenarios import VERSION, Scenario
 
 # Tells the test's own writes apart from the operator stand-in's in the write log (both use the official client).
 USER_AGENT = 'cloudkit-reliability-test'
@@ -30,6 +33,9 @@ USER_AGENT = 'cloudkit-reliability-test'
 # before it is applied, so repeating a refused create or patch never applies it twice.
 RETRIED = (409, 429, 500, 502, 503, 504)
 INVARIANTS = ('converged', 'no orphaned objects', 'no stuck finalizers', 'no overlapping provision/deprovision')
+# Checked each time an instance is seen Ready and reconciled (part of "converged"), and recorded on its own.
+MATCHES_SPEC = 'reconciled means the live objects match the spec'
+REFUSED = 'a refused change changes nothing'
 TERMINAL = ('successful', 'failed', 'error', 'canceled')
 STDOUT_LINES = 40
 
@@ -130,6 +136,14 @@ class ReliableScenario(Scenario):
         """Merge ``parameters`` into spec.templateParameters; returns the desired config version of the new spec."""
         return self.retrying(self.patch_parameters, name, parameters)
 
+    def set_parameters(self, name: str, parameters: dict) -> str:
+        """Set spec.templateParameters to exactly ``parameters`` (keys left out are removed); returns the new desired config version."""
+        def patch():
+            patched = self.custom.patch_namespaced_custom_object(self.group, VERSION, self.namespace, 'computeinstances', name,
+                                                                 {'spec': {'templateParameters': json.dumps(parameters)}})
+            return desired_config_version(patched['spec'])
+        return self.retrying(patch)
+
     def restart(self, name: str) -> str:
         """Set spec.restartRequestedAt to now; returns the desired config version of the new spec."""
         return self.retrying(self.request_restart, name)
@@ -155,11 +169,56 @@ class ReliableScenario(Scenario):
         return version
 
     def expect_reconciled(self, watch, outcome: Outcome, version: str, timeout: float, spec: str = 'the spec') -> bool:
-        """until_reconciled, noting a failure on the outcome (``spec`` names which spec it was)."""
-        if self.until_reconciled(watch, outcome.name, outcome.uid, version, timeout):
-            return True
-        outcome.failed(f'not Ready and reconciled for {spec} ({version}) after {timeout:.0f}s')
-        return False
+        """until_reconciled, then the live objects checked against that spec; a failure is noted on the outcome."""
+        if not self.until_reconciled(watch, outcome.name, outcome.uid, version, timeout):
+            outcome.failed(f'not Ready and reconciled for {spec} ({version}) after {timeout:.0f}s')
+            return False
+        live = self.get(outcome.name)
+        if live is None or not self.reconciled(live) or desired_config_version(live['spec']) != version:
+            return True  # moved on since (a delete, or a later change by another thread): its own wait checks that
+        wrong = self.live_differences(live)
+        record(MATCHES_SPEC, 1, 1 if wrong else 0)
+        if wrong:
+            outcome.failed(f'reconciled for {spec} ({version}), but the live objects differ: {"; ".join(wrong)}')
+            return False
+        return True
+
+    def live_differences(self, obj: dict, spec: dict | None = None) -> list[str]:
+        """tests/integration/live_check.py's differences of an instance's objects from ``spec`` (default: its own), riding out faults."""
+        return self.retrying(differences, self.api_client, obj, self.tenant_namespace, self.group, spec)
+
+    def expect_refused(self, watch, outcome: Outcome, version: str, accepted: tuple, field: str, timeout: float) -> bool:
+        """Wait until the instance shows ChangeRefused for ``version``; it must then keep the accepted version and its objects
+        must still match the accepted spec (``accepted``: (version, spec)). A failure is noted on the outcome."""
+        seen = []
+
+        def refused(obj):
+            self.deliverable()
+            if obj is None or obj['metadata']['uid'] != outcome.uid:
+                return False
+            status = obj.get('status') or {}
+            progressing = next((c for c in status.get('conditions') or [] if c.get('type') == 'Progressing'), {})
+            if progressing.get('reason') == 'ChangeRefused' and version in (progressing.get('message') or ''):
+                seen.append(obj)  # as the refusing job left it (a relaunched job may already be reporting Progressing again)
+                return True
+            return False
+        if not watch.until(outcome.name, refused, timeout):
+            outcome.failed(f'no ChangeRefused for config version {version} after {timeout:.0f}s')
+            return False
+        live = seen[-1]
+        annotation = (live['metadata'].get('annotations') or {}).get(f'{self.group}/reconciled-config-version')
+        message = next(c for c in live['status']['conditions'] if c['type'] == 'Progressing')['message']
+        wrong = [] if annotation == accepted[0] else [f'annotation {annotation}, the last accepted version {accepted[0]}']
+        if field not in message:
+            wrong.append(f'the condition does not name {field}: {message}')
+        if live['status'].get('phase') != 'Failed':
+            wrong.append(f'phase {live["status"].get("phase")}')
+        wrong += self.live_differences(live, accepted[1])
+        record(REFUSED, 1, 1 if wrong else 0)
+        if wrong:
+            outcome.failed(f'refused {version}, but: {"; ".join(wrong)}')
+            return False
+        return True
 
     def expect_gone(self, watch, outcome: Outcome, timeout: float) -> bool:
         """until_gone, noting a failure on the outcome."""

@@ -19,7 +19,7 @@ import yaml
 from aiohttp import web
 
 from . import patch as patching
-from .builtin import builtin_types, COMMON_FIELDS
+from .builtin import builtin_types, COMMON_FIELDS, quantity_bytes
 from .errors import (APIError, already_exists, bad_request, conflict, go_string_slice, invalid, not_found, qualified, server_not_found,
                      status_body)
 from .faults import FaultSwitch
@@ -33,6 +33,9 @@ VERSION_INFO = {'major': '1', 'minor': '30', 'gitVersion': 'v1.30.0', 'gitCommit
                 'gitTreeState': 'clean', 'buildDate': '2024-04-17T17:27:03Z', 'goVersion': 'go1.22.2', 'compiler': 'gc',
                 'platform': 'linux/amd64'}
 NS_KEY = ('', 'namespaces')
+PVC_KEY = ('', 'persistentvolumeclaims')
+SC_KEY = ('storage.k8s.io', 'storageclasses')
+DV_KEY = ('cdi.kubevirt.io', 'datavolumes')
 CRD_KEY = ('apiextensions.k8s.io', 'customresourcedefinitions')
 _SUBDOMAIN = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')
 _LABEL = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')
@@ -90,6 +93,8 @@ class KubeAPI:
         self.server_address = '127.0.0.1:0'
         for rtype in builtin_types():
             self.store.add_type(rtype)
+        # What a cluster checks on updates beyond validation: admission plugins and the webhooks of its add-ons.
+        self.update_admission = {PVC_KEY: self._admit_pvc_resize, DV_KEY: self._admit_datavolume_update}
 
     # ------------------------------------------------------------------ app
     def make_app(self) -> web.Application:
@@ -577,6 +582,9 @@ class KubeAPI:
                 if 'status' in old:
                     new['status'] = json.loads(to_bytes(old['status']))
             new = self._normalize(rtype, new, old, skip_status=rtype.status_subresource)
+            admit = self.update_admission.get(rtype.key)
+            if admit is not None:
+                admit(rtype, new, old)
         new_meta = new['metadata']
         new_meta['resourceVersion'] = old_meta['resourceVersion']
         if old_meta.get('deletionTimestamp'):
@@ -602,6 +610,28 @@ class KubeAPI:
         self.store.put(rtype.key, new_entry, 'MODIFIED', old)
         self._after_write(rtype, new)
         return new_entry
+
+    def _admit_pvc_resize(self, rtype: ResourceType, new: dict, old: dict) -> None:
+        """kube-apiserver's PersistentVolumeClaimResize admission: a claim grows only if its StorageClass allows expansion."""
+        def requested(obj):
+            return quantity_bytes((((obj.get('spec') or {}).get('resources') or {}).get('requests') or {}).get('storage'))
+        before, after = requested(old), requested(new)
+        if before is None or after is None or after <= before:
+            return
+        class_name = (new.get('spec') or {}).get('storageClassName')
+        storage_class = self.store.get(SC_KEY, None, class_name) if class_name else None
+        if storage_class is None or storage_class.obj.get('allowVolumeExpansion') is not True:
+            raise APIError(403, f'{qualified(rtype.plural, rtype.group)} "{new["metadata"]["name"]}" is forbidden: only dynamically provisioned '
+                                'pvc can be resized and the storageclass that provisions the pvc must support resize', 'Forbidden',
+                           {'name': new['metadata']['name'], 'kind': rtype.plural})
+
+    @staticmethod
+    def _admit_datavolume_update(_rtype: ResourceType, new: dict, old: dict) -> None:
+        """CDI's validating webhook (datavolume-validate.cdi.kubevirt.io): a DataVolume's spec never changes after creation."""
+        if (new.get('spec') or {}) != (old.get('spec') or {}):
+            cause = {'type': 'FieldValueDuplicate', 'message': 'Cannot update DataVolume Spec', 'field': 'DataVolume.Spec'}
+            raise APIError(422, 'admission webhook "datavolume-validate.cdi.kubevirt.io" denied the request:  Cannot update DataVolume Spec',
+                           'Invalid', {'causes': [cause]})
 
     # --------------------------------------------------------------- patch
     async def _patch(self, request: web.Request, rtype: ResourceType, namespace: str | None, name: str, sub: str | None):

@@ -16,8 +16,8 @@ LOG = logging.getLogger(__name__)
 
 KUBEVIRT = ('kubevirt.io', 'v1')
 CDI = ('cdi.kubevirt.io', 'v1beta1')
-VM, VMI, DV = 'virtualmachines', 'virtualmachineinstances', 'datavolumes'
-_API = {VM: KUBEVIRT, VMI: KUBEVIRT, DV: CDI}
+VM, VMI, DV, PVC = 'virtualmachines', 'virtualmachineinstances', 'datavolumes', 'persistentvolumeclaims'
+_API = {VM: KUBEVIRT, VMI: KUBEVIRT, DV: CDI, PVC: ('', 'v1')}
 # Worth retrying later: throttling, server errors, conflicts that outlived the immediate retries, timeouts.
 _RETRY_CODES = frozenset((0, 408, 409, 429, 500, 502, 503, 504))
 _CONFLICT_RETRIES = 5
@@ -73,7 +73,7 @@ class KubeVirtController:
         if self._api is not None:
             return self
         self._api_client, self._api = custom_objects_api(self.kubeconfig, self._workers + len(_API) + 4)
-        handlers = {VM: self._on_vm, VMI: self._on_vmi, DV: self._on_dv}
+        handlers = {VM: self._on_vm, VMI: self._on_vmi, DV: self._on_dv, PVC: self._on_pvc}
         for plural, (group, version) in _API.items():
             self.informers[plural] = Informer(self._api, group, version, plural, self.namespace, handlers[plural], self._stopping)
         unsynced = start_synced(list(self.informers.values()), timeout)
@@ -149,6 +149,10 @@ class KubeVirtController:
             if name in model.referenced_datavolumes(vm):
                 self._queue.add((VM, namespace, vm['metadata']['name']))
 
+    def _on_pvc(self, _event: str, pvc: dict) -> None:
+        meta = pvc['metadata']
+        self._queue.add((PVC, meta['namespace'], meta['name']))
+
     # ------------------------------------------------------------- workers
     def _work(self) -> None:
         while True:
@@ -184,6 +188,8 @@ class KubeVirtController:
         plural, namespace, name = key
         if plural == DV:
             return self._reconcile_dv(namespace, name)
+        if plural == PVC:
+            return self._reconcile_pvc(namespace, name)
         if plural == VMI:
             return self._reconcile_vmi(namespace, name)
         return self._reconcile_vm(namespace, name)
@@ -318,13 +324,53 @@ class KubeVirtController:
         problem = None
         if ((dv.get('status') or {}).get('phase') or 'Pending') == 'Pending':
             problem = model.storage_class_problem(dv, self._storage_classes())
-        elapsed = 0.0 if problem else self._elapsed(dv)
         if problem:
             with self._lock:  # the import starts only once the PVC can be made
                 self._born[dv['metadata']['uid']] = time.monotonic()
+        elif self.informers[PVC].get(namespace, name) is None:
+            self._create_pvc(dv)
+        elapsed = 0.0 if problem else self._elapsed(dv)
         began = time.monotonic()
         return self._write_status(
             DV, dv, lambda obj: model.datavolume_status(obj, elapsed + time.monotonic() - began, self.import_delay, problem))
+
+    # ------------------------------------------------- PersistentVolumeClaim
+    def _default_storage_class(self) -> str | None:
+        """The cluster's default StorageClass (CDI's choice for a DataVolume that names none)."""
+        listing = self._api.list_cluster_custom_object('storage.k8s.io', 'v1', 'storageclasses', _request_timeout=REQUEST_TIMEOUT)
+        names = sorted(sc['metadata']['name'] for sc in listing.get('items') or []
+                       if ((sc['metadata'].get('annotations') or {}).get(model.DEFAULT_CLASS_ANNOTATION) or '').lower() == 'true')
+        return names[0] if names else None
+
+    def _create_pvc(self, dv: dict) -> None:
+        """CDI's PersistentVolumeClaim for a DataVolume: same name, owned by it, the DataVolume's size and class."""
+        class_name = model.dv_storage_class(dv) or self._default_storage_class()
+        body = model.pvc_for(dv, class_name)
+        try:
+            client.CoreV1Api(self._api_client).create_namespaced_persistent_volume_claim(dv['metadata']['namespace'], body,
+                                                                                          _request_timeout=REQUEST_TIMEOUT, _preload_content=False)
+        except client.ApiException as exc:
+            if not (exc.status == 409 and _status_of(exc).get('reason') == 'AlreadyExists'):
+                raise
+
+    def _reconcile_pvc(self, namespace: str, name: str) -> float | None:
+        """Bind a claim at once, and finish an expansion (the external resizer and the kubelet): capacity follows the request."""
+        pvc = self.informers[PVC].get(namespace, name)
+        if pvc is None or pvc['metadata'].get('deletionTimestamp'):
+            return None
+        status = model.pvc_status(pvc)
+        if status == pvc.get('status'):
+            return None
+        body = dict(pvc, status=status)
+        try:
+            client.CoreV1Api(self._api_client).replace_namespaced_persistent_volume_claim_status(name, namespace, body,
+                                                                                                  _request_timeout=REQUEST_TIMEOUT,
+                                                                                                  _preload_content=False)
+        except client.ApiException as exc:
+            if exc.status == 409:
+                raise _Gone() from exc  # a newer version of the claim is on its way through the watch, which requeues it
+            raise
+        return None
 
     # -------------------------------------------------- VirtualMachineInstance
     def _vm_settings(self, vm: dict | None, vmi: dict) -> tuple[float, str | None]:

@@ -111,9 +111,31 @@ class Informer:
                 self._stopping.wait(min(0.05 * 2 ** min(failures, 6), 2.0))
 
     def _call(self, **kwargs):
+        if self.group == '':
+            return self._core_call(**kwargs)
         if self.namespace is None:
             return self.api.list_cluster_custom_object(self.group, self.version, self.plural, **kwargs)
         return self.api.list_namespaced_custom_object(self.group, self.version, self.namespace, self.plural, **kwargs)
+
+    # Core (group "") resources this informer can follow: plural -> the CoreV1Api method name's stem.
+    CORE = {'persistentvolumeclaims': 'persistent_volume_claim'}
+
+    def _core_call(self, watch: bool = False, **kwargs):
+        """A core resource, listed (decoded as a plain dict, like custom objects) or watched (the raw response)."""
+        core = client.CoreV1Api(self.api.api_client)
+        stem = self.CORE[self.plural]
+        if self.namespace is None:
+            method, args = getattr(core, f'list_{stem}_for_all_namespaces'), ()
+        else:
+            method, args = getattr(core, f'list_namespaced_{stem}'), (self.namespace,)
+        if watch:
+            return method(*args, watch=True, **kwargs)
+        response = method(*args, _preload_content=False, **kwargs)
+        listing = json.loads(response.data)
+        for item in listing.get('items') or []:
+            item.setdefault('apiVersion', 'v1')
+            item.setdefault('kind', 'PersistentVolumeClaim')
+        return listing
 
     def _relist(self) -> str:
         listing = self._call(_request_timeout=REQUEST_TIMEOUT)

@@ -161,6 +161,44 @@ def datavolume_status(dv: dict, elapsed: float, import_delay: float, storage_pro
     return status, wait
 
 
+def dv_storage(dv: dict) -> dict:
+    """spec.storage (or the older spec.pvc) of a DataVolume."""
+    spec = dv.get('spec') or {}
+    return spec.get('storage') or spec.get('pvc') or {}
+
+
+def dv_storage_class(dv: dict) -> str | None:
+    """The StorageClass a DataVolume names, if any."""
+    return dv_storage(dv).get('storageClassName')
+
+
+def pvc_for(dv: dict, class_name: str | None) -> dict:
+    """The PersistentVolumeClaim CDI makes for a DataVolume: same name and namespace, owned by it, its size and class."""
+    meta = dv['metadata']
+    storage = dv_storage(dv)
+    spec = {'accessModes': list(storage.get('accessModes') or ['ReadWriteOnce']),
+            'resources': {'requests': dict(((storage.get('resources') or {}).get('requests') or {}))},
+            'volumeMode': storage.get('volumeMode') or 'Filesystem'}
+    if class_name:
+        spec['storageClassName'] = class_name
+    owner = {'apiVersion': 'cdi.kubevirt.io/v1beta1', 'kind': 'DataVolume', 'name': meta['name'], 'uid': meta['uid'],
+             'controller': True, 'blockOwnerDeletion': True}
+    return {'apiVersion': 'v1', 'kind': 'PersistentVolumeClaim',
+            'metadata': {'name': meta['name'], 'namespace': meta['namespace'], 'labels': {'app': 'containerized-data-importer'},
+                         'ownerReferences': [owner]},
+            'spec': spec}
+
+
+def pvc_status(pvc: dict) -> dict:
+    """A claim is Bound at once, and its capacity is what it requests (an expansion completes right away)."""
+    spec = pvc.get('spec') or {}
+    requested = ((spec.get('resources') or {}).get('requests') or {}).get('storage')
+    status = {'phase': 'Bound', 'accessModes': list(spec.get('accessModes') or [])}
+    if requested:
+        status['capacity'] = {'storage': requested}
+    return status
+
+
 def dv_import_failed(dv: dict | None) -> bool:
     """Whether a DataVolume reports an image pull failure."""
     return any(c.get('reason') == IMAGE_PULL_FAILED for c in ((dv or {}).get('status') or {}).get('conditions') or [])

@@ -79,6 +79,8 @@ class FakeClient:
             raise kube.AlreadyExists("already exists", status=409, reason="AlreadyExists")
         body = copy.deepcopy(body)
         body["metadata"]["namespace"] = key[1]
+        body["metadata"].setdefault("uid", "uid-%d" % (self.version + 1))
+        body.setdefault("kind", resource.kind)
         return self.put(resource, body)
 
     def replace(self, resource, body, namespace=None, subresource=None):
@@ -95,6 +97,9 @@ class FakeClient:
         expected = (preconditions or {}).get("resourceVersion")
         if expected and expected != self.objects[key]["metadata"]["resourceVersion"]:
             raise kube.Conflict("precondition failed", status=409, reason="Conflict")
+        uid = (preconditions or {}).get("uid")
+        if uid and uid != self.objects[key]["metadata"].get("uid"):
+            raise kube.Conflict("Precondition failed: UID in precondition: %s" % uid, status=409, reason="Conflict")
         self.writes.append(("delete", None, name))
         return self.objects.pop(key)
 

@@ -1,4 +1,4 @@
-"""Unit tests for plugins/module_utils/kubevirt.py: manifests, drift, storage class, VM state."""
+"""Unit tests for plugins/module_utils/kubevirt.py: manifests, owned fields, disk changes, storage class, VM state."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import base64
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import vm_parameters
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import (
     build_objects,
-    contains,
+    check_disk,
     default_storage_class,
-    drift,
-    update_patch,
+    needs_claim,
+    owned_fields,
     vm_state,
     vmi_ready,
 )
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.reconcile import ABSENT, diff
 
 LABELS = {"cloudkit.openshift.io/computeinstance": "vm1", "cloudkit.openshift.io/computeinstance-uuid": "u-1"}
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f me@host"
@@ -74,24 +75,88 @@ def test_user_cloud_init_is_used_verbatim():
     assert base64.b64decode(secret["data"]["userData"]).decode() == "#cloud-config\nruncmd: [true]\n"
 
 
-def test_contains_ignores_what_the_api_adds():
-    desired = {"spec": {"ports": [{"port": 22}], "type": "LoadBalancer"}}
-    live = {"spec": {"ports": [{"port": 22, "nodePort": 30022}], "type": "LoadBalancer", "clusterIP": "10.0.0.1"}, "status": {}}
-    assert contains(live, desired)
-    assert not contains({"spec": {"ports": [{"port": 22}, {"port": 80}], "type": "LoadBalancer"}}, desired)
-    assert not contains({"spec": {"ports": [{"port": 23}], "type": "LoadBalancer"}}, desired)
-    assert not contains(None, desired)
+def test_owned_fields_of_the_vm_cover_what_the_spec_decides_and_nothing_else():
+    params = vm_parameters({"templateParameters": '{"ssh_public_key": "%s"}' % KEY})
+    vm = by_kind(build_objects("vm1", "ns", LABELS, params))[("VirtualMachine", "vm1")]
+    paths = dict((".".join(f.path), f.value) for f in owned_fields(vm))
+    assert paths["spec.template.spec.domain.cpu.cores"] == 2
+    assert paths["spec.running"] is ABSENT, "legacy running is removed if someone set it: runStrategy is ours"
+    assert paths["spec.template.spec.accessCredentials"][0]["sshPublicKey"]["source"]["secret"]["secretName"] == "vm1-ssh-public-key"
+    assert not any(p.startswith("status") or p.startswith("spec.template.spec.domain.machine") for p in paths)
+    without_key = by_kind(build_objects("vm1", "ns", LABELS, vm_parameters({})))[("VirtualMachine", "vm1")]
+    assert dict((".".join(f.path), f.value) for f in owned_fields(without_key))["spec.template.spec.accessCredentials"] is ABSENT
 
 
-def test_drift_separates_immutable_fields():
-    vm = {"kind": "VirtualMachine", "metadata": {"labels": {"a": "b"}}, "spec": {"runStrategy": "Always"}}
-    assert drift(vm, vm) == ([], [])
-    changed = dict(vm, spec={"runStrategy": "Halted"})
-    assert drift(vm, changed) == (["spec"], [])
-    assert update_patch(changed, ["spec", "metadata"]) == {"spec": {"runStrategy": "Halted"}, "metadata": {"labels": {"a": "b"}}}
-    disk = {"kind": "DataVolume", "metadata": {"labels": {}}, "spec": {"storage": {"resources": {"requests": {"storage": "10Gi"}}}}}
-    bigger = dict(disk, spec={"storage": {"resources": {"requests": {"storage": "20Gi"}}}})
-    assert drift(disk, bigger) == ([], ["spec"])
+def test_removing_the_key_and_closing_ports_removes_the_fields_and_keeps_foreign_ones():
+    with_key = by_kind(build_objects("vm1", "ns", LABELS, vm_parameters({"templateParameters": '{"ssh_public_key": "%s"}' % KEY})))
+    live_vm = dict(with_key[("VirtualMachine", "vm1")], status={"ready": True})
+    live_vm["spec"]["template"]["spec"]["domain"]["machine"] = {"type": "q35"}  # KubeVirt's default
+    live_vm["metadata"] = dict(live_vm["metadata"], labels=dict(live_vm["metadata"]["labels"], other="x"))
+    without = by_kind(build_objects("vm1", "ns", LABELS, vm_parameters({"templateParameters": '{"cpu_cores": 1, "exposed_ports": []}'})))
+    ops, changes = diff(live_vm, owned_fields(without[("VirtualMachine", "vm1")]))
+    assert sorted(c.name for c in changes) == ["spec.template.spec.accessCredentials", "spec.template.spec.domain.cpu.cores"]
+    assert {"op": "remove", "path": "/spec/template/spec/accessCredentials"} in ops
+    assert not [op for op in ops if op["path"].startswith(("/status", "/metadata/labels/other", "/spec/template/spec/domain/machine"))]
+    assert ("Service", "vm1-load-balancer") not in without, "no port: no Service (it is deleted, found by its labels)"
+
+
+def test_service_ports_ignore_and_keep_the_node_ports():
+    service = by_kind(build_objects("vm1", "ns", LABELS, vm_parameters({"templateParameters": '{"exposed_ports": "22/tcp,8080/tcp"}'})))
+    desired = service[("Service", "vm1-load-balancer")]
+    live = {"metadata": dict(desired["metadata"]), "spec": dict(desired["spec"], clusterIP="10.0.0.1",
+                                                                 ports=[dict(p, nodePort=30000 + p["port"] % 1000) for p in desired["spec"]["ports"]])}
+    assert diff(live, owned_fields(desired)) == ([], []), "node ports are the API server's"
+    fewer = by_kind(build_objects("vm1", "ns", LABELS, vm_parameters({"templateParameters": '{"exposed_ports": "22/tcp"}'})))
+    ops, _changes = diff(live, owned_fields(fewer[("Service", "vm1-load-balancer")]))
+    assert ops[-1] == {"op": "replace", "path": "/spec/ports",
+                       "value": [{"name": "tcp-22", "port": 22, "targetPort": 22, "protocol": "TCP", "nodePort": 30022}]}
+
+
+DISK_FIELDS = {"source": "spec.templateParameters.image", "size": "spec.templateParameters.disk_size"}
+ANNOTATION = "cloudkit.openshift.io/requested-storage"
+EXPANDABLE = [{"metadata": {"name": "standard"}, "allowVolumeExpansion": True}]
+FIXED = [{"metadata": {"name": "standard"}}]
+
+
+def disk(parameters, storage_class="standard"):
+    return by_kind(build_objects("vm1", "ns", LABELS, vm_parameters({"templateParameters": parameters}), storage_class))[("DataVolume", "vm1-root-disk")]
+
+
+def claim(size):
+    return {"metadata": {"name": "vm1-root-disk"}, "spec": {"storageClassName": "standard", "resources": {"requests": {"storage": size}}}}
+
+
+def test_a_new_image_or_a_smaller_disk_is_refused_naming_the_field():
+    live = dict(disk('{"disk_size": "20Gi"}'), metadata={"name": "vm1-root-disk", "namespace": "ns"})
+    plan = check_disk(disk('{"disk_size": "20Gi", "image": "quay.io/containerdisks/centos:9"}'), live, None, None, EXPANDABLE, DISK_FIELDS, ANNOTATION)
+    assert [r["field"] for r in plan.refused] == ["spec.templateParameters.image"]
+    assert "quay.io/containerdisks/fedora:40" in plan.refused[0]["reason"] and "centos:9" in plan.refused[0]["reason"]
+    plan = check_disk(disk('{"disk_size": "10Gi"}'), live, None, None, EXPANDABLE, DISK_FIELDS, ANNOTATION)
+    assert [r["field"] for r in plan.refused] == ["spec.templateParameters.disk_size"] and "cannot shrink" in plan.refused[0]["reason"]
+
+
+def test_a_larger_disk_grows_its_claim_only_where_the_class_allows_expansion():
+    live = dict(disk("{}"), metadata={"name": "vm1-root-disk", "namespace": "ns"})
+    bigger = disk('{"disk_size": "12Gi"}')
+    assert needs_claim(bigger, live, ANNOTATION)
+    plan = check_disk(bigger, live, claim("10Gi"), None, EXPANDABLE, DISK_FIELDS, ANNOTATION)
+    assert not plan.refused and plan.claim_size == "12Gi" and plan.requested == "12Gi"
+    plan = check_disk(bigger, live, claim("10Gi"), None, FIXED, DISK_FIELDS, ANNOTATION)
+    assert "does not allow volume expansion" in plan.refused[0]["reason"] and plan.claim_size is None
+    grown = dict(live, metadata=dict(live["metadata"], annotations={ANNOTATION: "12Gi"}))
+    plan = check_disk(bigger, grown, claim("12Gi"), None, FIXED, DISK_FIELDS, ANNOTATION)
+    assert not plan.refused and plan.claim_size is None and plan.requested == "12Gi", "grown already: nothing to do, even on a fixed class"
+    plan = check_disk(disk("{}"), grown, claim("12Gi"), None, EXPANDABLE, DISK_FIELDS, ANNOTATION)
+    assert plan.refused and "cannot shrink" in plan.refused[0]["reason"], "back to the first size is a shrink too"
+    plan = check_disk(bigger, live, None, None, EXPANDABLE, DISK_FIELDS, ANNOTATION)
+    assert not plan.refused and plan.problems and "does not exist yet" in plan.problems[0]
+
+
+def test_another_storage_class_is_refused_and_the_default_keeps_the_disk_s_own():
+    live = dict(disk("{}"), metadata={"name": "vm1-root-disk", "namespace": "ns"})
+    plan = check_disk(disk("{}", "fast"), live, None, "fast", EXPANDABLE, DISK_FIELDS, ANNOTATION)
+    assert [r["field"] for r in plan.refused] == ["storage_class"]
+    assert not check_disk(disk("{}", "new-default"), live, None, None, EXPANDABLE, DISK_FIELDS, ANNOTATION).refused
 
 
 def test_default_storage_class():

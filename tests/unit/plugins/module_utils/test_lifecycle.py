@@ -82,21 +82,24 @@ def test_restart_requested_before_the_vm_runs_is_served_by_its_start(fake):
     assert again.restarted_at is None and not again.changed, "a later run does not restart for it again"
 
 
-def test_a_never_provisioned_instance_creates_first_and_reads_nothing_before(fake):
+def test_a_never_provisioned_instance_lists_its_objects_then_creates(fake):
     instance = ComputeInstance({"metadata": {"name": "vm1", "namespace": "tenants", "uid": "u-1"}, "spec": SPEC, "status": {}}, NAMES)
     outcome = lifecycle.ensure_present(fake, instance, vm_parameters(SPEC), "vms", storage_class="standard", wait=False)
-    assert len(outcome.created) == 4 and not fake.reads
+    assert len(outcome.created) == 4 and [a["action"] for a in outcome.changes] == ["created"] * 4
+    assert fake.reads == [("list", "Secret"), ("list", "DataVolume"), ("list", "VirtualMachine"), ("list", "Service"), ("list", "StorageClass")]
 
 
-def test_create_first_falls_back_to_read_and_update_when_an_object_exists(fake):
-    """A provision that failed before its annotation left objects behind: AlreadyExists, then the usual read and diff."""
+def test_objects_of_an_unreconciled_provision_are_found_by_their_labels_and_set_exactly(fake):
+    """A provision that failed before its annotation left objects behind: they are listed, compared, and patched."""
     instance = ComputeInstance({"metadata": {"name": "vm1", "namespace": "tenants", "uid": "u-1"}, "spec": SPEC, "status": {}}, NAMES)
     lifecycle.ensure_present(fake, instance, vm_parameters(SPEC), "vms", storage_class="standard", wait=False)
     bigger = dict(SPEC, templateParameters='{"cpu_cores": 4}')
     outcome = lifecycle.ensure_present(fake, instance, vm_parameters(bigger), "vms", storage_class="standard", wait=False)
-    assert not outcome.created and outcome.updated
-    sent = [patch for patch_type, _sub, patch in fake.writes if patch_type == "merge" and "template" in patch.get("spec", {})]
-    assert [patch["spec"]["template"]["spec"]["domain"]["cpu"]["cores"] for patch in sent] == [4]
+    assert not outcome.created and outcome.updated == ["VirtualMachine vms/vm1"]
+    assert [c["fields"] for c in outcome.changes if c["action"] == "updated"] == [["spec.template.spec.domain.cpu.cores 2 -> 4"]]
+    sent = [patch for patch_type, _sub, patch in fake.writes if patch_type == "json"]
+    assert sent == [[{"op": "test", "path": "/spec/template/spec/domain/cpu/cores", "value": 2},
+                     {"op": "replace", "path": "/spec/template/spec/domain/cpu/cores", "value": 4}]]
 
 
 def test_a_provisioned_instance_reads_before_it_writes(fake):
@@ -105,5 +108,39 @@ def test_a_provisioned_instance_reads_before_it_writes(fake):
                                 "annotations": {NAMES.reconciled_config_version_annotation: "v1"}}, "spec": spec, "status": {}}
     lifecycle.ensure_present(fake, ComputeInstance(provisioned, NAMES), vm_parameters(spec), "vms", storage_class="standard", wait=False)
     fake.reads.clear()
+    fake.writes.clear()
     outcome = lifecycle.ensure_present(fake, ComputeInstance(provisioned, NAMES), vm_parameters(spec), "vms", storage_class="standard", wait=False)
-    assert not outcome.changed and [kind for _verb, kind in fake.reads][:4] == ["Secret", "DataVolume", "VirtualMachine", "Service"]
+    assert not outcome.changed and not fake.writes and [kind for _verb, kind in fake.reads][:4] == ["Secret", "DataVolume", "VirtualMachine", "Service"]
+    assert [a["action"] for a in outcome.changes] == ["unchanged"] * 4
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f me@host"
+
+
+def test_objects_the_spec_no_longer_wants_are_deleted_exactly(fake):
+    """The key Secret and the Service go once the key is removed and the ports closed; found by the uid label."""
+    spec = dict(SPEC, templateParameters='{"ssh_public_key": "%s", "exposed_ports": "22/tcp,8080/tcp"}' % KEY)
+    instance = ComputeInstance({"metadata": {"name": "vm1", "namespace": "tenants", "uid": "u-1"}, "spec": spec, "status": {}}, NAMES)
+    lifecycle.ensure_present(fake, instance, vm_parameters(spec), "vms", storage_class="standard", wait=False)
+    fake.writes.clear()
+    closed = dict(SPEC, templateParameters='{"cpu_cores": 1, "exposed_ports": []}')
+    outcome = lifecycle.ensure_present(fake, ComputeInstance(dict(instance.obj, spec=closed), NAMES), vm_parameters(closed), "vms",
+                                       storage_class="standard", wait=False)
+    assert sorted(outcome.deleted) == ["Secret vms/vm1-ssh-public-key", "Service vms/vm1-load-balancer"]
+    assert ("delete", None, "vm1-ssh-public-key") in fake.writes and ("delete", None, "vm1-load-balancer") in fake.writes
+    vm = fake.get(VIRTUAL_MACHINE, "vm1", "vms")
+    assert "accessCredentials" not in vm["spec"]["template"]["spec"] and vm["spec"]["template"]["spec"]["domain"]["cpu"]["cores"] == 1
+    positions = [pos for pos, write in enumerate(fake.writes) if write[0] == "delete"]
+    assert min(positions) > max(pos for pos, write in enumerate(fake.writes) if write[0] == "json"), "deleted after the VM let go of them"
+
+
+def test_a_refused_change_writes_nothing(fake):
+    instance = ComputeInstance({"metadata": {"name": "vm1", "namespace": "tenants", "uid": "u-1"}, "spec": SPEC, "status": {}}, NAMES)
+    lifecycle.ensure_present(fake, instance, vm_parameters(SPEC), "vms", storage_class="standard", wait=False)
+    fake.writes.clear()
+    other = dict(SPEC, templateParameters='{"image": "quay.io/containerdisks/centos:9", "cpu_cores": 1}')
+    outcome = lifecycle.ensure_present(fake, ComputeInstance(dict(instance.obj, spec=other), NAMES), vm_parameters(other), "vms",
+                                       storage_class="standard", wait=False)
+    assert outcome.state == "Failed" and outcome.blocked and not fake.writes
+    assert [r["field"] for r in outcome.refused] == ["spec.templateParameters.image"]
+    assert "spec.templateParameters.image" in outcome.message
