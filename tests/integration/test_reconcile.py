@@ -253,7 +253,8 @@ def objects_by_uid(api_client, namespace, instance_uid):
     core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
     found = {("Secret", s.metadata.name): s.metadata.uid for s in core.list_namespaced_secret(namespace, label_selector=selector).items}
     found.update({("Service", s.metadata.name): s.metadata.uid for s in core.list_namespaced_service(namespace, label_selector=selector).items})
-    for kind, group, version, plural in (("DataVolume", "cdi.kubevirt.io", "v1beta1", "datavolumes"), ("VirtualMachine", "kubevirt.io", "v1", "virtualmachines")):
+    for kind, group, version, plural in (("DataVolume", "cdi.kubevirt.io", "v1beta1", "datavolumes"),
+                                         ("VirtualMachine", "kubevirt.io", "v1", "virtualmachines")):
         found.update({(kind, o["metadata"]["name"]): o["metadata"]["uid"]
                       for o in custom.list_namespaced_custom_object(group, version, namespace, plural, label_selector=selector)["items"]})
     return found
