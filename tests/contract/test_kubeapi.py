@@ -555,7 +555,7 @@ def test_namespace_deletion_removes_content(api_client):
 
 
 def test_crd_created_through_the_api(kube, api_client, namespace):
-    kube.require_stand_in()
+    kube.require_server()  # not on a user's cluster: creating CRDs takes cluster-admin there
     group = f'g{uuid.uuid4().hex[:6]}.example.com'
     crd = {'apiVersion': 'apiextensions.k8s.io/v1', 'kind': 'CustomResourceDefinition', 'metadata': {'name': f'widgets.{group}'}, 'spec': {
         'group': group, 'scope': 'Namespaced', 'names': {'kind': 'Widget', 'plural': 'widgets', 'singular': 'widget', 'shortNames': ['wd']},
@@ -576,8 +576,11 @@ def test_crd_created_through_the_api(kube, api_client, namespace):
     status, body = _status_of(lambda: co.create_namespaced_custom_object(group, 'v1', namespace, 'widgets', widget('w3', size=[1])))
     assert status == 422 and body['details']['causes'][0]['field'] == 'spec.size'
     client.ApiextensionsV1Api(api_client).delete_custom_resource_definition(f'widgets.{group}')
-    status = raw(api_client, 'GET', f'/apis/{group}/v1/namespaces/{namespace}/widgets')[0]
-    assert status == 404
+    # kube-apiserver first deletes the instances (the CRD's cleanup finalizer), then stops serving the resource.
+    deadline = time.monotonic() + 30
+    while raw(api_client, 'GET', f'/apis/{group}/v1/namespaces/{namespace}/widgets')[0] != 404 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert raw(api_client, 'GET', f'/apis/{group}/v1/namespaces/{namespace}/widgets')[0] == 404
 
 
 def test_metadata_maps_are_checked(api_client, namespace):

@@ -53,7 +53,7 @@ def test_watch_timeout_seconds_ends_the_stream(api_client, namespace):
 
 
 def test_watch_bookmarks(kube, api_client, namespace):
-    server = kube.require_stand_in()  # real clusters send bookmarks about once a minute
+    server = kube.require_stand_in('the BOOKMARK interval is a stand-in option; kube-apiserver sends one about every minute')
     core = client.CoreV1Api(api_client)
     start = core.create_namespaced_config_map(namespace, {'metadata': {'name': 'b'}}).metadata.resource_version
     events = _collect(core.list_namespaced_config_map, namespace, count=2, timeout=int(server.api.bookmark_interval * 6) + 1,
@@ -113,7 +113,7 @@ def test_watch_too_old_resource_version_is_410_expired(small_history_server):
 
 
 def test_legacy_watch_path(kube, api_client, namespace):
-    kube.require_stand_in()  # /api/v1/watch/... is deprecated upstream; the stand-in keeps it for old clients
+    # /api/v1/watch/... is deprecated upstream but still served; the stand-in keeps it for old clients
     core = client.CoreV1Api(api_client)
     start = core.create_namespaced_config_map(namespace, {'metadata': {'name': 'lw'}}).metadata.resource_version
     core.delete_namespaced_config_map('lw', namespace)
