@@ -4,6 +4,7 @@ runs unchanged against a real cluster (CLOUDKIT_TEST_KUBECONFIG)."""
 from __future__ import annotations
 
 import re
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -367,8 +368,14 @@ def test_field_selectors(api_client, namespace):
     assert _ours(core.list_namespaced_config_map(namespace, field_selector='metadata.name!=b').items) == ['a', 'c', 'd']
     everywhere = core.list_config_map_for_all_namespaces(field_selector=f'metadata.namespace=={namespace},metadata.name=c')
     assert [(i.metadata.namespace, i.metadata.name) for i in everywhere.items] == [(namespace, 'c')]
+    # Kinds with field selectors of their own, custom resources too, and kinds with only the metadata ones word it differently.
     status, body = raw(api_client, 'GET', f'/api/v1/namespaces/{namespace}/configmaps', {'fieldSelector': 'data.x=1'})
-    assert status == 400 and body['reason'] == 'BadRequest' and 'field label not supported' in body['message']
+    assert status == 400 and body['reason'] == 'BadRequest'
+    assert body['message'] == '"data.x" is not a known field selector: only "metadata.name", "metadata.namespace"'
+    status, body = raw(api_client, 'GET', f'/api/v1/namespaces/{namespace}/secrets', {'fieldSelector': 'data.x=1'})
+    assert status == 400 and body['message'] == 'field label not supported: data.x'
+    status, body = raw(api_client, 'GET', f'/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{CI_PLURAL}', {'fieldSelector': 'spec.x=1'})
+    assert status == 400 and body['message'] == 'field label not supported: spec.x'
     cis = CI(api_client, namespace)
     cis.create('fs1')
     cis.create('fs2')
@@ -411,13 +418,16 @@ def test_list_pagination(api_client, namespace):
 # ----------------------------------------------------------------------------- other kinds
 def test_lease_and_event_and_storage_class(api_client, namespace):
     coord = client.CoordinationV1Api(api_client)
-    lease = coord.create_namespaced_lease(namespace, {'metadata': {'name': 'lock'}, 'spec': {
+    path = f'/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases'
+    # Plain JSON: the client's own models would send renewTime as Python's isoformat, which kube-apiserver refuses (below).
+    status, lease = raw(api_client, 'POST', path, body={'metadata': {'name': 'lock'}, 'spec': {
         'holderIdentity': 'job-1', 'leaseDurationSeconds': 30, 'renewTime': '2026-01-01T00:00:00.000000Z'}})
-    lease.spec.holder_identity = 'job-2'
-    replaced = coord.replace_namespaced_lease('lock', namespace, lease)
-    assert replaced.spec.holder_identity == 'job-2'
-    lease.spec.holder_identity = 'job-3'
-    assert _status_of(lambda: coord.replace_namespaced_lease('lock', namespace, lease))[0] == 409
+    assert status == 201
+    lease['spec']['holderIdentity'] = 'job-2'
+    status, replaced = raw(api_client, 'PUT', f'{path}/lock', body=lease)
+    assert status == 200 and replaced['spec']['holderIdentity'] == 'job-2'
+    lease['spec']['holderIdentity'] = 'job-3'
+    assert raw(api_client, 'PUT', f'{path}/lock', body=lease)[0] == 409
     core = client.CoreV1Api(api_client)
     core.create_namespaced_event(namespace, {'metadata': {'name': 'ev1'}, 'involvedObject': {'kind': 'ComputeInstance', 'name': 'x'},
                                              'reason': 'Provisioned', 'message': 'ok', 'type': 'Normal'})
@@ -426,6 +436,45 @@ def test_lease_and_event_and_storage_class(api_client, namespace):
     classes = client.StorageV1Api(api_client).list_storage_class().items
     defaults = [c.metadata.name for c in classes if (c.metadata.annotations or {}).get('storageclass.kubernetes.io/is-default-class') == 'true']
     assert defaults, 'a default StorageClass exists'
+
+
+def test_microtime_fields_take_six_fractional_digits_and_are_stored_in_utc(api_client, namespace):
+    """Lease times are metav1.MicroTime: kube-apiserver parses them with Go's RFC3339Micro layout (400 otherwise) and stores
+    UTC. A Lease read into the official client's models and written back carries Python's isoformat ('+00:00', no
+    microseconds when they are 0), which is refused."""
+    coord = client.CoordinationV1Api(api_client)
+    path = f'/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases'
+    for pos, (written, stored) in enumerate((('2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z'),
+                                             ('2026-01-01T01:00:00.123456+01:00', '2026-01-01T00:00:00.123456Z'))):
+        status, body = raw(api_client, 'POST', path, body={'metadata': {'name': f'ok{pos}'}, 'spec': {'renewTime': written, 'acquireTime': written}})
+        assert status == 201 and body['spec']['renewTime'] == stored and body['spec']['acquireTime'] == stored
+    layout = '2006-01-02T15:04:05.000000Z07:00'
+    for pos, (written, rest, element) in enumerate((('2026-01-01T00:00:00Z', 'Z', '.000000'), ('2026-01-01T00:00:00.123Z', '.123Z', '.000000'),
+                                                    ('2026-01-01T00:00:00+00:00', '+00:00', '.000000'), ('junk', 'junk', '2006'))):
+        status, body = raw(api_client, 'POST', path, body={'metadata': {'name': f'bad{pos}'}, 'spec': {'renewTime': written}})
+        assert status == 400 and body['reason'] == 'BadRequest'
+        assert body['message'] == (f'Lease in version "v1" cannot be handled as a Lease: parsing time "{written}" as "{layout}": '
+                                   f'cannot parse "{rest}" as "{element}"')
+    lease = coord.read_namespaced_lease('ok0', namespace)  # renewTime becomes a datetime in the model
+    lease.spec.holder_identity = 'x'
+    status, body = _status_of(lambda: coord.replace_namespaced_lease('ok0', namespace, lease))
+    assert status == 400 and 'parsing time "2026-01-01T00:00:00+00:00"' in body['message']
+
+
+def test_self_subject_reviews(kube, api_client, namespace):
+    """What the caller may do (SelfSubjectAccessReview) and who it is (SelfSubjectReview): the tests' identity is an administrator."""
+    kube.require_local('the identity of a user\'s kubeconfig is its own')
+    review = {'apiVersion': 'authorization.k8s.io/v1', 'kind': 'SelfSubjectAccessReview',
+              'spec': {'resourceAttributes': {'verb': 'create', 'group': 'coordination.k8s.io', 'resource': 'leases', 'namespace': namespace}}}
+    status, body = raw(api_client, 'POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', body=review)
+    assert status == 201 and body['kind'] == 'SelfSubjectAccessReview'
+    assert body['status']['allowed'] is True and body['spec']['resourceAttributes'] == review['spec']['resourceAttributes']
+    status, body = raw(api_client, 'POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', body=dict(review, spec={}))
+    assert status == 422 and body['reason'] == 'Invalid'
+    status, body = raw(api_client, 'POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews',
+                       body={'apiVersion': 'authentication.k8s.io/v1', 'kind': 'SelfSubjectReview'})
+    assert status == 201 and {'system:masters', 'system:authenticated'} <= set(body['status']['userInfo']['groups'])
+    assert raw(api_client, 'GET', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews')[0] == 405
 
 
 # ----------------------------------------------------------------------------- discovery
@@ -525,20 +574,35 @@ def test_crd_files_match_modulo_group():
 
 
 # ----------------------------------------------------------------------------- auth
-def test_requests_without_token_are_401(kube, api_client):
+def test_anonymous_requests_are_403_and_bad_tokens_401(kube, api_client):
+    """No credentials: system:anonymous, whom RBAC refuses everything but /version and the health checks (403, kube-apiserver's
+    words); a token nobody issued: 401."""
     host = api_client.configuration.host
     if kube.real and host.startswith('https'):
-        pytest.skip('plain HTTP check only against the stand-in; real clusters use TLS with their own CA')
-    for path in ('/api/v1/namespaces', f'/apis/{GROUP}/{VERSION}/{CI_PLURAL}', '/apis'):
+        pytest.skip('checked on the local stack only; the anonymous policy of a real cluster is its own')
+    context = ssl.create_default_context(cafile=api_client.configuration.ssl_ca_cert) if host.startswith('https') else None
+    user = 'User "system:anonymous"'
+    for path, message, details in (
+            ('/api/v1/namespaces', f'namespaces is forbidden: {user} cannot list resource "namespaces" in API group "" at the cluster scope',
+             {'kind': 'namespaces'}),
+            (f'/apis/{GROUP}/{VERSION}/namespaces/default/{CI_PLURAL}/x',
+             f'{CI_PLURAL}.{GROUP} "x" is forbidden: {user} cannot get resource "{CI_PLURAL}" in API group "{GROUP}" in the namespace "default"',
+             {'name': 'x', 'group': GROUP, 'kind': CI_PLURAL}),
+            ('/apis', f'forbidden: {user} cannot get path "/apis"', {})):
         with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(host + path, timeout=5)  # noqa: S310  pylint: disable=consider-using-with
-        assert info.value.code == 401
+            urllib.request.urlopen(host + path, timeout=5, context=context)  # noqa: S310  pylint: disable=consider-using-with
+        assert info.value.code == 403
         body = yaml.safe_load(info.value.read())
-        assert body['kind'] == 'Status' and body['reason'] == 'Unauthorized' and body['code'] == 401
+        assert body['kind'] == 'Status' and body['reason'] == 'Forbidden' and body['code'] == 403
+        assert body['message'] == message and body['details'] == details
+    with urllib.request.urlopen(host + '/version', timeout=5, context=context) as resp:  # noqa: S310
+        assert resp.status == 200
     req = urllib.request.Request(host + '/api/v1/namespaces', headers={'Authorization': 'Bearer wrong'})
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(req, timeout=5)  # noqa: S310  pylint: disable=consider-using-with
+        urllib.request.urlopen(req, timeout=5, context=context)  # noqa: S310  pylint: disable=consider-using-with
     assert info.value.code == 401
+    body = yaml.safe_load(info.value.read())
+    assert body['reason'] == 'Unauthorized' and body['message'] == 'Unauthorized'
 
 
 # ----------------------------------------------------------------------------- namespaces & CRDs through the API

@@ -85,7 +85,10 @@ def test_watch_sees_finalizer_deletion_sequence(api_client, namespace):
     events = _collect(cis.co.list_namespaced_custom_object, GROUP, VERSION, namespace, CI_PLURAL, count=3, resource_version=start)
     assert [e['type'] for e in events] == ['MODIFIED', 'MODIFIED', 'DELETED']
     assert events[1]['object']['metadata']['deletionTimestamp']
-    assert 'finalizers' not in events[2]['object']['metadata']
+    # The write that empties the finalizers deletes the stored object: DELETED carries that last stored state, finalizer
+    # included, at a new resourceVersion.
+    assert events[2]['object']['metadata']['finalizers'] == ['example.com/f']
+    assert int(events[2]['object']['metadata']['resourceVersion']) > int(events[1]['object']['metadata']['resourceVersion'])
 
 
 def test_watch_too_old_resource_version_is_410_expired(small_history_server):

@@ -135,8 +135,14 @@ class KubeAPI:
         path = request.path
         if path in ('/healthz', '/readyz', '/livez'):
             return web.Response(text='ok')
-        auth = request.headers.get('Authorization', '')
-        if not (auth.startswith('Bearer ') and hmac.compare_digest(auth[7:].strip().encode(), self.token.encode())):
+        auth = request.headers.get('Authorization')
+        if auth is None and not path.startswith('/_admin/'):
+            # No credentials: kube-apiserver (anonymous auth on, as in OpenShift) sees system:anonymous, whom RBAC lets read
+            # /version and the health checks only.
+            if path.rstrip('/') in ('/version', '/livez', '/readyz', '/healthz'):
+                return await self._handle_resource(request)
+            return _json_response(self._anonymous_forbidden(request), 403)
+        if not ((auth or '').startswith('Bearer ') and hmac.compare_digest(auth[7:].strip().encode(), self.token.encode())):
             return _json_response(status_body(401, 'Unauthorized', 'Unauthorized'), 401)
         if path.startswith('/_admin/'):
             return await self._admin(request)
@@ -144,6 +150,36 @@ class KubeAPI:
         if request.method in _MUTATING:
             self._log_write(request, resp)
         return resp
+
+    def _anonymous_forbidden(self, request: web.Request) -> dict:
+        """kube-apiserver's RBAC 403 for system:anonymous (its message and details)."""
+        user = 'User "system:anonymous"'
+        segs = [seg for seg in request.path.split('/') if seg]
+        if len(segs) >= 3 and segs[0] == 'api':
+            group, rest = '', segs[2:]
+        elif len(segs) >= 4 and segs[0] == 'apis':
+            group, rest = segs[1], segs[3:]
+        else:
+            return status_body(403, f'forbidden: {user} cannot {request.method.lower()} path "{request.path}"', 'Forbidden', {})
+        watching = rest[0] == 'watch'
+        rest = rest[1:] if watching else rest
+        plural, namespace, name, sub = self._write_target('/'.join([''] + segs[:2 if segs[0] == 'api' else 3] + rest))
+        if plural is None:
+            plural, namespace, name, sub = rest[0], None, None, None
+        method = request.method
+        if method == 'GET':
+            verb = 'get' if name else ('watch' if watching or _truthy(request.query.get('watch')) else 'list')
+        else:
+            verb = {'POST': 'create', 'PUT': 'update', 'PATCH': 'patch'}.get(method) or ('delete' if name else 'deletecollection')
+        resource = f'{plural}/{sub}' if sub else plural
+        scope = f'in the namespace "{namespace}"' if namespace else 'at the cluster scope'
+        target = f'{qualified(plural, group)} "{name}"' if name else qualified(plural, group)
+        details = {'name': name} if name else {}
+        if group:
+            details['group'] = group
+        details['kind'] = plural
+        return status_body(403, f'{target} is forbidden: {user} cannot {verb} resource "{resource}" in API group "{group}" {scope}',
+                           'Forbidden', details)
 
     async def _handle_resource(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -328,6 +364,10 @@ class KubeAPI:
             raise server_not_found()
         method = request.method
         query = request.query
+        if rtype.review is not None:
+            if method != 'POST' or name is not None or namespace is not None:
+                raise APIError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed', {})
+            return _json_response(rtype.review(await self._read_object(request, rtype)), 201)
         if force_watch and not (method == 'GET' and name is None):
             raise server_not_found()
         if method == 'GET':
@@ -392,8 +432,9 @@ class KubeAPI:
 
     # ---------------------------------------------------------------- list
     def _predicate(self, rtype: ResourceType, query):
+        fields = rtype.field_selectors or COMMON_FIELDS
         return combine(parse_label_selector(query.get('labelSelector')),
-                       parse_field_selector(query.get('fieldSelector'), rtype.field_selectors or COMMON_FIELDS))
+                       parse_field_selector(query.get('fieldSelector'), fields, metadata_only=rtype.schema is None and fields == COMMON_FIELDS))
 
     def _list(self, rtype: ResourceType, namespace: str | None, query) -> web.Response:
         pred = self._predicate(rtype, query)
@@ -596,8 +637,13 @@ class KubeAPI:
         new_meta['resourceVersion'] = str(self.store.next_rv())
         new_entry = Entry(new, entry.owners if owners is None else owners)
         if new_meta.get('deletionTimestamp') and not new_meta.get('finalizers'):
-            self.store.remove(rtype.key, new_entry)
-            self._after_remove(rtype, new)
+            # Like kube-apiserver: the write that empties the finalizers deletes the stored object instead of updating it, so
+            # watchers get DELETED with the last stored state (finalizers still in it) at the new resourceVersion; the writer
+            # gets its own result.
+            last = json.loads(entry.raw)
+            last['metadata']['resourceVersion'] = new_meta['resourceVersion']
+            self.store.remove(rtype.key, Entry(last, entry.owners))
+            self._after_remove(rtype, last)
             return new_entry
         self.store.put(rtype.key, new_entry, 'MODIFIED', old)
         self._after_write(rtype, new)
