@@ -96,6 +96,13 @@ def test_secret_string_data_becomes_base64_data(api_client, namespace):
     assert body['data'] == {'userData': 'I2Nsb3VkLWNvbmZpZw=='}
     assert 'stringData' not in body
     assert body['type'] == 'Opaque'
+    # Their values are strings: a number is a decode error (400), not converted.
+    for kind, path, field, go_type in (('Secret', 'secrets', 'stringData', 'string'), ('Secret', 'secrets', 'data', '[]uint8'),
+                                       ('ConfigMap', 'configmaps', 'data', 'string')):
+        status, body = raw(api_client, 'POST', f'/api/v1/namespaces/{namespace}/{path}', body={'metadata': {'name': 'n'}, field: {'k': 1}})
+        assert status == 400 and body['reason'] == 'BadRequest'
+        assert body['message'] == (f'{kind} in version "v1" cannot be handled as a {kind}: json: cannot unmarshal number into Go struct '
+                                   f'field {kind}.{field} of type {go_type}')
 
 
 # ----------------------------------------------------------------------------- replace
@@ -429,8 +436,13 @@ def test_lease_and_event_and_storage_class(api_client, namespace):
     lease['spec']['holderIdentity'] = 'job-3'
     assert raw(api_client, 'PUT', f'{path}/lock', body=lease)[0] == 409
     core = client.CoreV1Api(api_client)
-    core.create_namespaced_event(namespace, {'metadata': {'name': 'ev1'}, 'involvedObject': {'kind': 'ComputeInstance', 'name': 'x'},
-                                             'reason': 'Provisioned', 'message': 'ok', 'type': 'Normal'})
+    core.create_namespaced_event(namespace, {'metadata': {'name': 'ev1'}, 'reason': 'Provisioned', 'message': 'ok', 'type': 'Normal',
+                                             'involvedObject': {'kind': 'ComputeInstance', 'name': 'x', 'namespace': namespace}})
+    # The involved object's namespace must be the Event's (kube-apiserver's legacyValidateEvent).
+    status, body = _status_of(lambda: core.create_namespaced_event(namespace, {
+        'metadata': {'name': 'ev2'}, 'reason': 'Provisioned', 'involvedObject': {'kind': 'ComputeInstance', 'name': 'x'}}))
+    assert status == 422 and body['details']['causes'] == [{'reason': 'FieldValueInvalid', 'field': 'involvedObject.namespace',
+                                                           'message': 'Invalid value: "": does not match event.namespace'}]
     events = core.list_namespaced_event(namespace, field_selector='involvedObject.name=x,reason=Provisioned')
     assert [e.metadata.name for e in events.items] == ['ev1']
     classes = client.StorageV1Api(api_client).list_storage_class().items
@@ -631,6 +643,10 @@ def test_crd_created_through_the_api(kube, api_client, namespace):
                 'free': {'type': 'object', 'x-kubernetes-preserve-unknown-fields': True}}}}}}}]}}
     client.ApiextensionsV1Api(api_client).create_custom_resource_definition(crd)
     co = client.CustomObjectsApi(api_client)
+    # A new CRD is served once Established (kube-apiserver takes a moment; until then its paths are 404).
+    deadline = time.monotonic() + 30
+    while raw(api_client, 'GET', f'/apis/{group}/v1/namespaces/{namespace}/widgets')[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
 
     def widget(name, **spec):
         return {'apiVersion': f'{group}/v1', 'kind': 'Widget', 'metadata': {'name': name}, 'spec': spec}

@@ -6,19 +6,50 @@ import datetime
 import itertools
 import re
 
-from .errors import APIError
+from .errors import APIError, invalid
 from .store import ResourceType
 
 COMMON_FIELDS = frozenset({'metadata.name', 'metadata.namespace'})
 
 
+def _json_type(value) -> str:
+    """What Go's encoding/json calls a JSON value in its unmarshal errors."""
+    if isinstance(value, bool):
+        return 'bool'
+    if isinstance(value, (int, float)):
+        return 'number'
+    return {list: 'array', dict: 'object'}.get(type(value), 'string')
+
+
+def _string_maps(kind: str, obj: dict, fields) -> None:
+    """map[string]string (and map[string][]byte) fields: anything but strings (or null) is a decode error, as kube-apiserver's
+    JSON decoder says."""
+    for field in fields:
+        go_type = '[]uint8' if field in ('binaryData',) or (kind, field) == ('Secret', 'data') else 'string'
+        value = obj.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise APIError(400, f'{kind} in version "v1" cannot be handled as a {kind}: json: cannot unmarshal {_json_type(value)} into Go '
+                                f'struct field {kind}.{field} of type map[string]{go_type}', 'BadRequest')
+        for val in value.values():
+            if val is not None and not isinstance(val, str):
+                raise APIError(400, f'{kind} in version "v1" cannot be handled as a {kind}: json: cannot unmarshal {_json_type(val)} into '
+                                    f'Go struct field {kind}.{field} of type {go_type}', 'BadRequest')
+
+
+def _config_map(obj: dict, _old: dict | None) -> None:
+    _string_maps('ConfigMap', obj, ('data', 'binaryData'))
+
+
 def _secret(obj: dict, _old: dict | None) -> None:
+    _string_maps('Secret', obj, ('data', 'stringData'))
     # The real server folds stringData into data (base64) and never stores stringData.
     string_data = obj.pop('stringData', None)
     if string_data:
         data = dict(obj.get('data') or {})
         for key, val in string_data.items():
-            data[key] = base64.b64encode(str(val).encode()).decode()
+            data[key] = base64.b64encode((val or '').encode()).decode()
         obj['data'] = data
     for key, val in (obj.get('data') or {}).items():
         try:
@@ -81,6 +112,25 @@ def _lease(obj: dict, _old: dict | None) -> None:
 def _event(obj: dict, _old: dict | None) -> None:
     _times('Event', obj, (('eventTime',), ('series', 'lastObservedTime')), micro=True)
     _times('Event', obj, (('firstTimestamp',), ('lastTimestamp',)), micro=False)
+    # kube-apiserver's legacyValidateEvent: the involved object's namespace must be the Event's (an Event without eventTime
+    # may leave it empty in "default"); with eventTime it must be set (but in kube-system), and the reporting fields too.
+    meta = obj.get('metadata') or {}
+    namespace = meta.get('namespace') or ''
+    involved = (obj.get('involvedObject') or {}).get('namespace') or ''
+    causes = []
+    if not obj.get('eventTime'):
+        if (not involved and namespace not in ('', 'default')) or (involved and involved != namespace):
+            causes.append({'reason': 'FieldValueInvalid', 'message': f'Invalid value: "{involved}": does not match event.namespace',
+                           'field': 'involvedObject.namespace'})
+    else:
+        if not involved and namespace != 'kube-system':
+            causes.append({'reason': 'FieldValueInvalid', 'message': f'Invalid value: "{involved}": does not match event.namespace',
+                           'field': 'involvedObject.namespace'})
+        for field in ('reportingComponent', 'reportingInstance', 'action', 'reason'):
+            if not obj.get(field):
+                causes.append({'reason': 'FieldValueRequired', 'message': 'Required value', 'field': field})
+    if causes:
+        raise invalid('Event', '', meta.get('name') or '', causes)
 
 
 def _namespace(obj: dict, old: dict | None) -> None:
@@ -167,7 +217,8 @@ def builtin_types() -> list[ResourceType]:
                      field_selectors=COMMON_FIELDS | {'status.phase'}, normalize=_namespace, returns_deleted_object=True),
         ResourceType('', 'v1', 'Secret', 'secrets', 'secret', True, strategic_merge=True, field_selectors=COMMON_FIELDS | {'type'},
                      normalize=_secret),
-        ResourceType('', 'v1', 'ConfigMap', 'configmaps', 'configmap', True, ['cm'], strategic_merge=True, field_selectors=COMMON_FIELDS),
+        ResourceType('', 'v1', 'ConfigMap', 'configmaps', 'configmap', True, ['cm'], strategic_merge=True, field_selectors=COMMON_FIELDS,
+                     normalize=_config_map),
         ResourceType('', 'v1', 'Service', 'services', 'service', True, ['svc'], ['all'], status_subresource=True, strategic_merge=True,
                      field_selectors=COMMON_FIELDS | {'spec.clusterIP', 'spec.type'}, normalize=_service_defaulter(),
                      returns_deleted_object=True),
