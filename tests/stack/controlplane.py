@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import base64
 import json
 import os
@@ -124,6 +125,7 @@ class ControlPlane:
             raise ControlPlaneError(f'no control plane binaries in {self.bin_dir}: run `make bootstrap` (tools/k8s/build.sh) first, '
                                     'or choose the stand-in (CLOUDKIT_TEST_API=stand-in)')
         began = time.monotonic()
+        atexit.register(self.stop)  # a script that dies with an exception must not leave the processes running
         try:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             self._stop_leftovers()
@@ -144,6 +146,7 @@ class ControlPlane:
 
     def stop(self) -> None:
         """SIGTERM every process (newest first), SIGKILL after 10 s; remove the work dir if it is a temporary one."""
+        atexit.unregister(self.stop)
         for name in reversed(list(self.processes)):
             process = self.processes[name]
             if process.poll() is None:
