@@ -3,6 +3,7 @@ selectors, lists, discovery, schema validation, auth). Only the official client 
 runs unchanged against a real cluster (CLOUDKIT_TEST_KUBECONFIG)."""
 from __future__ import annotations
 
+import base64
 import re
 import ssl
 import time
@@ -672,6 +673,68 @@ def test_metadata_maps_are_checked(api_client, namespace):
     uid = str(uuid.uuid4())
     made = core.create_namespaced_config_map(namespace, {'metadata': {'name': 'l', 'labels': {f'{GROUP}/computeinstance-uuid': uid}}})
     assert made.metadata.labels == {f'{GROUP}/computeinstance-uuid': uid}
+
+
+def _cause(status_body: dict) -> tuple[str, str, str]:
+    cause = status_body['details']['causes'][0]
+    return cause['reason'], cause['field'], cause['message']
+
+
+def test_names_follow_their_kinds_rules(api_client, namespace):
+    """Service names are DNS-1035 labels, Namespace names DNS-1123 labels, other names DNS-1123 subdomains; a generated name
+    keeps at most 58 characters of its prefix."""
+    def post(path, body):
+        return raw(api_client, 'POST', path, body=body)
+    services = f'/api/v1/namespaces/{namespace}/services'
+    dns1035 = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end "
+               "with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")
+    for name, message in (('a.b', dns1035), ('1abc', dns1035), ('a' * 64, 'must be no more than 63 characters')):
+        status, body = post(services, {'metadata': {'name': name}, 'spec': {'ports': [{'port': 80}]}})
+        assert status == 422 and _cause(body) == ('FieldValueInvalid', 'metadata.name', f'Invalid value: "{name}": {message}')
+    status, body = post('/api/v1/namespaces', {'metadata': {'name': 'a.b'}})
+    assert status == 422 and _cause(body) == ('FieldValueInvalid', 'metadata.name', 'Invalid value: "a.b": must not contain dots')
+    configmaps = f'/api/v1/namespaces/{namespace}/configmaps'
+    status, body = post(configmaps, {'metadata': {'name': 'a' * 254}})
+    assert status == 422 and _cause(body)[2].endswith('must be no more than 253 characters')
+    assert post(configmaps, {'metadata': {'name': 'a' * 253}})[0] == 201
+    status, body = post(configmaps, {'metadata': {'generateName': 'g' * 60 + '-'}})
+    assert status == 201 and body['metadata']['name'].startswith('g' * 58) and len(body['metadata']['name']) == 63
+
+
+def test_labels_and_annotations_are_limited(api_client, namespace):
+    path = f'/api/v1/namespaces/{namespace}/configmaps'
+    qualified = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character "
+                 "(e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
+    for field, labels, value, message in (
+            ('labels', {'a': 'v' * 64}, 'v' * 64, 'must be no more than 63 characters'),
+            ('labels', {'p' * 254 + '/a': 'v'}, 'p' * 254 + '/a', 'prefix part must be no more than 253 characters'),
+            ('labels', {'x.io/' + 'n' * 64: 'v'}, 'x.io/' + 'n' * 64, 'name part must be no more than 63 characters'),
+            ('labels', {'a/b/c': 'v'}, 'a/b/c', f"a qualified name {qualified} with an optional DNS subdomain prefix and '/' "
+                                                "(e.g. 'example.com/MyName')"),
+            ('annotations', {'bad key!': 'v'}, 'bad key!', f'name part {qualified}')):
+        status, body = raw(api_client, 'POST', path, body={'metadata': {'name': 'x', field: labels}})
+        assert status == 422 and _cause(body) == ('FieldValueInvalid', f'metadata.{field}', f'Invalid value: "{value}": {message}')
+    status, body = raw(api_client, 'POST', path, body={'metadata': {'name': 'x', 'annotations': {'a': 'x' * (256 * 1024)}}})
+    assert status == 422 and _cause(body) == ('FieldValueTooLong', 'metadata.annotations', 'Too long: may not be more than 262144 bytes')
+
+
+def test_object_and_request_sizes_are_limited(api_client, namespace):
+    """1 MiB of Secret or ConfigMap data, 3 MiB of request body, and etcd's 1.5 MiB for a stored custom resource."""
+    over = 1024 * 1024 + 1
+    status, body = raw(api_client, 'POST', f'/api/v1/namespaces/{namespace}/secrets',
+                       body={'metadata': {'name': 's'}, 'data': {'a': base64.b64encode(b'x' * over).decode()}})
+    assert status == 422 and _cause(body) == ('FieldValueTooLong', 'data', 'Too long: may not be more than 1048576 bytes')
+    status, body = raw(api_client, 'POST', f'/api/v1/namespaces/{namespace}/configmaps',
+                       body={'metadata': {'name': 'c'}, 'data': {'a': 'x' * (over // 2), 'b': 'y' * (over // 2 + 1)}})
+    assert status == 422 and _cause(body) == ('FieldValueTooLong', '[]', 'Too long: may not be more than 1048576 bytes')
+    status, body = raw(api_client, 'POST', f'/api/v1/namespaces/{namespace}/configmaps',
+                       body={'metadata': {'name': 'big'}, 'data': {'x': 'y' * (3 * 1024 * 1024)}})
+    assert status == 413 and body['reason'] == 'RequestEntityTooLarge' and body['message'] == 'Request entity too large: limit is 3145728'
+    tenant = {'apiVersion': f'{GROUP}/{VERSION}', 'kind': 'Tenant', 'metadata': {'name': 'big'}, 'spec': {'x': 'y' * (1600 * 1024)}}
+    status, body = raw(api_client, 'POST', f'/apis/{GROUP}/{VERSION}/namespaces/{namespace}/tenants', body=tenant)
+    assert status == 500 and body['message'] == 'etcdserver: request is too large'
+    tenant['spec']['x'] = 'y' * (1400 * 1024)
+    assert raw(api_client, 'POST', f'/apis/{GROUP}/{VERSION}/namespaces/{namespace}/tenants', body=tenant)[0] == 201
 
 
 def test_create_on_the_all_namespaces_path_is_405(api_client):

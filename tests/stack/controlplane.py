@@ -5,7 +5,7 @@ modules by tools/k8s/build.sh into .build/k8s/bin, started on loopback ports in 
 certificate of its own, tests/stack/pki.py), static-token and x509 client-certificate authentication, the requestheader
 authenticator for the proxy, the RBAC authorizer and a service-account signing key; the CRDs of tests/stack/crds applied
 and established and a default StorageClass; then kube-controller-manager for garbage collection, namespace deletion and
-service accounts and their tokens.
+service accounts and their tokens, and the aggregated ClusterRoles (admin, edit, view).
 
 ``ControlPlaneAPI`` is that control plane behind ``APIProxy`` (tests/stack/proxy.py: the fault switch and the write log),
 with the interface of the stand-in's ``KubeAPIServer``: ``start()``/``stop()``, ``url``, ``token``, ``faults``,
@@ -49,7 +49,7 @@ ADMIN_USER = 'cloudkit-admin'
 PLAIN_USER = 'cloudkit-user'
 USERS = {ADMIN_USER: ['system:masters'], PLAIN_USER: []}
 CONTROLLERS = ('garbage-collector-controller', 'namespace-controller', 'serviceaccount-controller', 'serviceaccount-token-controller',
-               'root-ca-certificate-publisher-controller')
+               'root-ca-certificate-publisher-controller', 'clusterrole-aggregation-controller')
 DEFAULT_STORAGE_CLASS = {
     'apiVersion': 'storage.k8s.io/v1', 'kind': 'StorageClass',
     'metadata': {'name': 'standard', 'annotations': {'storageclass.kubernetes.io/is-default-class': 'true'}},

@@ -6,6 +6,7 @@ import datetime
 import itertools
 import re
 
+from . import validation
 from .errors import APIError, invalid
 from .store import ResourceType
 
@@ -40,6 +41,10 @@ def _string_maps(kind: str, obj: dict, fields) -> None:
 
 def _config_map(obj: dict, _old: dict | None) -> None:
     _string_maps('ConfigMap', obj, ('data', 'binaryData'))
+    size = sum(len(v.encode()) for v in (obj.get('data') or {}).values() if v)
+    size += sum(len(base64.b64decode(v)) for v in (obj.get('binaryData') or {}).values() if v)
+    if size > validation.MAX_SECRET_SIZE:
+        raise invalid('ConfigMap', '', obj['metadata'].get('name') or '', [validation.too_long('[]', validation.MAX_SECRET_SIZE)])
 
 
 def _secret(obj: dict, _old: dict | None) -> None:
@@ -57,6 +62,8 @@ def _secret(obj: dict, _old: dict | None) -> None:
         except (ValueError, TypeError) as exc:
             raise APIError(400, f'illegal base64 data for key "{key}"', 'BadRequest') from exc
     obj.setdefault('type', 'Opaque')
+    if sum(len(base64.b64decode(v)) for v in (obj.get('data') or {}).values() if v) > validation.MAX_SECRET_SIZE:
+        raise invalid('Secret', '', obj['metadata'].get('name') or '', [validation.too_long('data', validation.MAX_SECRET_SIZE)])
 
 
 # metav1.MicroTime and metav1.Time as kube-apiserver decodes them (Go's time.Parse with these layouts) and stores them (UTC).

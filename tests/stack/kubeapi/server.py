@@ -7,7 +7,6 @@ import hmac
 import json
 import logging
 import random
-import re
 import secrets
 import string
 import time
@@ -19,6 +18,7 @@ import yaml
 from aiohttp import web
 
 from . import patch as patching
+from . import validation
 from .builtin import builtin_types, COMMON_FIELDS
 from .errors import (APIError, already_exists, bad_request, conflict, go_string_slice, invalid, not_found, qualified, server_not_found,
                      status_body)
@@ -34,10 +34,6 @@ VERSION_INFO = {'major': '1', 'minor': '30', 'gitVersion': 'v1.30.0', 'gitCommit
                 'platform': 'linux/amd64'}
 NS_KEY = ('', 'namespaces')
 CRD_KEY = ('apiextensions.k8s.io', 'customresourcedefinitions')
-_SUBDOMAIN = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')
-_LABEL = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')
-_LABEL_VALUE = re.compile(r'^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$')
-_LABEL_KEY = re.compile(r'^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$')
 _GENERATE_CHARS = 'bcdfghjklmnpqrstvwxz2456789'
 _JSON = 'application/json'
 _MUTATING = frozenset(('POST', 'PUT', 'PATCH', 'DELETE'))
@@ -94,7 +90,7 @@ class KubeAPI:
     # ------------------------------------------------------------------ app
     def make_app(self) -> web.Application:
         """The aiohttp application: one catch-all route, dispatch by path segments."""
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=validation.MAX_REQUEST_BODY)
         app.router.add_route('*', '/{tail:.*}', self.handle)
         app.on_shutdown.append(self._on_shutdown)
         return app
@@ -194,6 +190,9 @@ class KubeAPI:
             return await self._dispatch(request)
         except APIError as err:
             return _error_response(err)
+        except web.HTTPRequestEntityTooLarge:
+            return _json_response(status_body(413, f'Request entity too large: limit is {validation.MAX_REQUEST_BODY}', 'RequestEntityTooLarge'),
+                                  413)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug here must still answer like an API server, and be visible in the log
@@ -471,41 +470,24 @@ class KubeAPI:
                            {'name': name, 'kind': rtype.plural,
                             'causes': [{'reason': 'NamespaceTerminating', 'message': msg, 'field': 'metadata.namespace'}]})
 
-    def _validate_name(self, rtype: ResourceType, name: str) -> None:
-        if rtype.key == NS_KEY:
-            if len(name) > 63 or not _LABEL.match(name):
-                raise invalid(rtype.kind, rtype.group, name, [{
-                    'reason': 'FieldValueInvalid', 'field': 'metadata.name',
-                    'message': f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters '
-                               "or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used "
-                               "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"}])
-        elif len(name) > 253 or not _SUBDOMAIN.match(name):
-            raise invalid(rtype.kind, rtype.group, name, [{
-                'reason': 'FieldValueInvalid', 'field': 'metadata.name',
-                'message': f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '
-                           "'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
-                           "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"}])
-
     @staticmethod
-    def _validate_meta_maps(rtype: ResourceType, meta: dict) -> None:
-        """labels/annotations are map[string]string (400 otherwise, a decode error); label values must be valid (422)."""
+    def _validate_meta(rtype: ResourceType, meta: dict, generate_name: str | None = None) -> None:
+        """ValidateObjectMeta: the name (and generateName) per kind, labels and annotations (400 when not string maps, else 422)."""
         for field in ('labels', 'annotations'):
             value = meta.get(field)
             if value is None:
                 continue
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise bad_request(f'json: cannot unmarshal into Go struct field ObjectMeta.metadata.{field} of type map[string]string')
-        causes = []
-        for key, val in (meta.get('labels') or {}).items():
-            if len(val) > 63 or not _LABEL_VALUE.match(val):
-                causes.append({'reason': 'FieldValueInvalid', 'field': 'metadata.labels',
-                               'message': f'Invalid value: "{val}": a valid label must be an empty string or consist of alphanumeric characters, '
-                                          "'-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
-                                          "'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"})
-            if not _LABEL_KEY.match(key) or len(key.rsplit('/', 1)[-1]) > 63:
-                causes.append({'reason': 'FieldValueInvalid', 'field': 'metadata.labels',
-                               'message': f'Invalid value: "{key}": name part must consist of alphanumeric characters, \'-\', \'_\' or \'.\', '
-                                          'and must start and end with an alphanumeric character'})
+        if rtype.key == NS_KEY:
+            name_validator = validation.is_dns1123_label
+        elif rtype.key == ('', 'services'):
+            name_validator = validation.is_dns1035_label
+        else:
+            name_validator = validation.is_dns1123_subdomain
+        causes = validation.name_causes(name_validator, meta.get('name') or '', generate_name)
+        causes += validation.label_causes(meta.get('labels') or {})
+        causes += validation.annotation_causes(meta.get('annotations') or {})
         if causes:
             raise invalid(rtype.kind, rtype.group, meta.get('name') or '', causes)
 
@@ -527,12 +509,13 @@ class KubeAPI:
             if not prefix:
                 raise invalid(rtype.kind, rtype.group, '', [{'reason': 'FieldValueRequired', 'message': 'Required value: name or generateName is required',
                                                              'field': 'metadata.name'}])
-            name = prefix + ''.join(random.choice(_GENERATE_CHARS) for _pos in range(5))
+            # kube-apiserver's SimpleNameGenerator: at most 58 characters of the prefix, then 5 random ones.
+            base = prefix[:validation.MAX_GENERATED_PREFIX]
+            name = base + ''.join(random.choice(_GENERATE_CHARS) for _pos in range(validation.GENERATED_SUFFIX))
             while self.store.get(rtype.key, namespace, name) is not None:
-                name = prefix + ''.join(random.choice(_GENERATE_CHARS) for _pos in range(5))
+                name = base + ''.join(random.choice(_GENERATE_CHARS) for _pos in range(validation.GENERATED_SUFFIX))
             meta['name'] = name
-        self._validate_name(rtype, name)
-        self._validate_meta_maps(rtype, meta)
+        self._validate_meta(rtype, meta, meta.get('generateName'))
         if rtype.namespaced:
             self._check_namespace(rtype, namespace, name)
         if meta.get('resourceVersion'):
@@ -569,6 +552,9 @@ class KubeAPI:
                 raise invalid(rtype.kind, rtype.group, new['metadata']['name'], causes)
         if rtype.key == CRD_KEY:
             self._crd_type(new)
+        if rtype.schema is not None and len(to_bytes(new)) > validation.MAX_ETCD_REQUEST:
+            # Custom resources are stored as JSON; etcd refuses a request over its 1.5 MiB limit.
+            raise APIError(500, 'etcdserver: request is too large', 'InternalError')
         return new
 
     # -------------------------------------------------------------- update
@@ -610,7 +596,7 @@ class KubeAPI:
                     cmeta.pop(key, None)
             cmeta.pop('managedFields', None)
             cmeta.pop('selfLink', None)
-            self._validate_meta_maps(rtype, cmeta)
+            self._validate_meta(rtype, cmeta)
             new = {'apiVersion': rtype.api_version, 'kind': rtype.kind, 'metadata': cmeta}
             new.update(_without(cand, ('apiVersion', 'kind', 'metadata')))
             if rtype.status_subresource:
