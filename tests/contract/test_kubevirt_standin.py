@@ -13,7 +13,6 @@ import pytest
 from kubernetes import client, config, watch
 
 from tests.conftest import ROOT
-from tests.stack.kubeapi import DEFAULT_CRD_DIR, KubeAPIServer
 from tests.stack.kubevirt import ANNOTATION_FAIL, ANNOTATION_READY_DELAY, KubeVirtController
 
 READY_DELAY = 0.5
@@ -452,8 +451,8 @@ def test_fail_annotation(objs, mode, printable, vmi_phase):
 
 
 # ------------------------------------------------------------ faults, scale
-def test_converges_under_faults(objs, stand_in):
-    stand_in.faults.set(error_rate=0.2, error_codes=(500, 429, 409), cut_watches_after=1.0, seed=11)
+def test_converges_under_faults(objs, instrumented_api):
+    instrumented_api.faults.set(error_rate=0.2, error_codes=(500, 429, 409), cut_watches_after=1.0, seed=11)
     names = [f'fv{pos}' for pos in range(10)]
     for name in names:
         objs.create('virtualmachines', vm_body(name, templates=[(f'{name}-root', IMAGE)]), retries=20)
@@ -467,21 +466,21 @@ def test_converges_under_faults(objs, stand_in):
     try:
         wait_for(all_ready, 60, 'all 10 VMs Ready under faults', interval=0.2)
     finally:
-        stand_in.faults.clear()
+        instrumented_api.faults.clear()
     for name in names:
         assert objs.status('virtualmachineinstances', name)['phase'] == 'Running'
         assert objs.status('datavolumes', f'{name}-root')['phase'] == 'Succeeded'
 
 
-def test_create_answered_by_conflict_is_retried(objs, stand_in):
+def test_create_answered_by_conflict_is_retried(objs, instrumented_api):
     """A 409 Conflict on the DataVolume's POST is not AlreadyExists: the VM must not wait for a disk nobody created."""
-    stand_in.faults.set(error_rate=1.0, error_codes=(409,), methods=('POST',), path_regex=r'/datavolumes$')
+    instrumented_api.faults.set(error_rate=1.0, error_codes=(409,), methods=('POST',), path_regex=r'/datavolumes$')
     try:
         objs.create('virtualmachines', vm_body('cf', templates=[('cf-root', IMAGE)]))
         time.sleep(1.0)  # several reconciles, each answered 409
         assert objs.exists('datavolumes', 'cf-root') is False
     finally:
-        stand_in.faults.clear()
+        instrumented_api.faults.clear()
     wait_for(lambda: vm_ready(objs, 'cf'), IMPORT_DELAY + READY_DELAY + 5, 'VM Ready once the POSTs stop conflicting')
 
 
@@ -511,7 +510,7 @@ def test_stop_joins_every_thread(kube):
 def test_cli_runs_until_sigterm(kube, tmp_path):
     if kube.real:
         pytest.skip('a real cluster runs real KubeVirt')
-    with KubeAPIServer(crd_paths=[DEFAULT_CRD_DIR], bookmark_interval=0.5) as server:
+    with kube.new_api() as server:
         path = server.write_kubeconfig(tmp_path / 'kubeconfig')
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         proc = subprocess.Popen([sys.executable, '-m', 'tests.stack.kubevirt', '--kubeconfig', path, '--ready-delay', '0.2'],

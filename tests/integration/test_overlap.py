@@ -15,19 +15,16 @@ import time
 import pytest
 
 from tests.integration.instances import Operator
-from tests.stack.kubeapi import DEFAULT_CRD_DIR, KubeAPIServer
 
 GROUP = "cloudkit.openshift.io"
 
 
 @pytest.fixture(scope="module")
 def slow_stack(tmp_path_factory, kube):
-    """A stand-in of its own whose VMs take 4 s to become Ready, with a write log to audit."""
-    if kube.server is None:
-        pytest.skip("needs the stand-in's write log; CLOUDKIT_TEST_KUBECONFIG points at a real cluster")
+    """An API of its own (the backend under test) whose VMs take 4 s to become Ready, with a write log to audit."""
     from tests.stack.kubevirt import KubeVirtController
 
-    server = KubeAPIServer(crd_paths=[DEFAULT_CRD_DIR]).start()
+    server = kube.new_api().start()
     kubeconfig = server.write_kubeconfig(tmp_path_factory.mktemp("slow") / "kubeconfig")
     controller = KubeVirtController(kubeconfig, ready_delay=4.0, import_delay=0.2).start()
     yield server, kubeconfig
