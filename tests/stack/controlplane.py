@@ -49,7 +49,9 @@ ADMIN_USER = 'cloudkit-admin'
 PLAIN_USER = 'cloudkit-user'
 USERS = {ADMIN_USER: ['system:masters'], PLAIN_USER: []}
 CONTROLLERS = ('garbage-collector-controller', 'namespace-controller', 'serviceaccount-controller', 'serviceaccount-token-controller',
-               'root-ca-certificate-publisher-controller', 'clusterrole-aggregation-controller')
+               'root-ca-certificate-publisher-controller', 'clusterrole-aggregation-controller',
+               # kube-apiserver puts kubernetes.io/pvc-protection on every claim; this controller lifts it once no pod uses the claim.
+               'persistentvolumeclaim-protection-controller')
 DEFAULT_STORAGE_CLASS = {
     'apiVersion': 'storage.k8s.io/v1', 'kind': 'StorageClass',
     'metadata': {'name': 'standard', 'annotations': {'storageclass.kubernetes.io/is-default-class': 'true'}},
