@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES, NotFound, Resource
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES, Forbidden, NotFound, Resource
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import API_VERSION, COMPUTE_INSTANCE_PLURAL, Names
 
 SERVICE = STATIC_RESOURCES[("v1", "Service")]
@@ -81,6 +81,9 @@ def check_crd(client, api_group):
     target = names.compute_instance_crd
     try:
         crd = client.get(CRD, target)
+    except Forbidden as error:
+        return [finding("crd", target, error.message, "grant the preflight's credential the cloudkit-provisioning-preflight ClusterRole "
+                                                      "(docs/aap.md): get on customresourcedefinitions.apiextensions.k8s.io")]
     except NotFound:
         served = [group for group in KNOWN_GROUPS if group != api_group and _crd_exists(client, group)]
         if served:
@@ -130,6 +133,7 @@ def job_permissions(api_group):
         ("", "secrets", CRUD, "target"),
         ("", "services", CRUD, "target"),
         ("cdi.kubevirt.io", "datavolumes", CRUD, "target"),
+        ("", "persistentvolumeclaims", ("get", "patch"), "target"),
         ("kubevirt.io", "virtualmachines", CRUD, "target"),
         ("kubevirt.io", "virtualmachineinstances", ("get", "watch", "delete"), "target"),
         ("kubevirt.io", "virtualmachines", ("list",), "cluster"),

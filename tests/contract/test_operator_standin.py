@@ -472,8 +472,8 @@ def test_eda_converges_through_api_faults(api_client, namespace, operators, eda,
     eda_operator(operators, eda)
     since = instrumented_api.write_log()[-1]['seq'] if instrumented_api.write_log() else 0
     # Reads and writes fail a quarter of the time (409/429/500) and watch streams are cut every half second.
-    instrumented_api.faults.set(error_rate=0.25, error_codes=(409, 429, 500), cut_watches_after=0.5, methods=('GET', 'PUT', 'PATCH'),
-                        path_regex=f'/namespaces/{namespace}/', seed=7)
+    instrumented_api.faults.set(error_rate=0.25, error_codes=(409, 429, 500), cut_watches_after=0.5,
+                                methods=('GET', 'PUT', 'PATCH'), path_regex=f'/namespaces/{namespace}/', seed=7)
     for name in names:
         cis.create(name)
     for name in names:
@@ -611,8 +611,8 @@ def test_aap_launches_once_through_api_faults(api_client, namespace, operators, 
     cis = CI(api_client, namespace)
     aap_operator(operators, aap)
     since = instrumented_api.write_log()[-1]['seq'] if instrumented_api.write_log() else 0
-    instrumented_api.faults.set(error_rate=0.25, error_codes=(409, 429, 500), cut_watches_after=0.5, methods=('GET', 'PUT', 'PATCH'),
-                        path_regex=f'/namespaces/{namespace}/', seed=3)
+    instrumented_api.faults.set(error_rate=0.25, error_codes=(409, 429, 500), cut_watches_after=0.5,
+                                methods=('GET', 'PUT', 'PATCH'), path_regex=f'/namespaces/{namespace}/', seed=3)
     cis.create('shaky')
     wait_for(tolerant(lambda: (status_of(cis, 'shaky').get('provisionJob') or {}).get('state') == 'Succeeded'), timeout=20,
              what='provision recorded as Succeeded')

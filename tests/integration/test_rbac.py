@@ -23,6 +23,7 @@ from tests.stack import apis
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "aap.md"
 GROUP = "cloudkit.openshift.io"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f me@x"
 
 
 def documented(kind, name):
@@ -37,6 +38,28 @@ def documented(kind, name):
 @pytest.fixture
 def job_kubeconfig(kube, api_client, tmp_path):
     """A kubeconfig with the token of a service account bound to the guide's ClusterRole (and nothing else)."""
+    yield from kubeconfig_with_role(kube, api_client, tmp_path, lambda role: role)
+
+
+@pytest.fixture
+def preflight_kubeconfig(kube, api_client, tmp_path):
+    """The jobs' service account, also bound to the guide's preflight ClusterRole, as the guide says to run the preflight."""
+    yield from kubeconfig_with_role(kube, api_client, tmp_path, lambda role: role, preflight=True)
+
+
+@pytest.fixture
+def limited_kubeconfig(kube, api_client, tmp_path):
+    """As job_kubeconfig, but the guide's ClusterRole lacks the Lease rule's delete and watch, and the status rule."""
+    def limit(role):
+        for rule in role["rules"]:
+            if rule["resources"] == ["leases"]:
+                rule["verbs"] = [verb for verb in rule["verbs"] if verb not in ("delete", "watch")]
+        role["rules"] = [rule for rule in role["rules"] if rule["resources"] != ["computeinstances/status"]]
+        return role
+    yield from kubeconfig_with_role(kube, api_client, tmp_path, limit, preflight=True)
+
+
+def kubeconfig_with_role(kube, api_client, tmp_path, shape, preflight=False):
     if kube.backend != apis.KUBE_APISERVER:
         pytest.skip("needs kube-apiserver's RBAC (CLOUDKIT_TEST_API=kube-apiserver); the stand-in authorizes everything")
     suffix = uuid.uuid4().hex[:8]
@@ -44,7 +67,7 @@ def job_kubeconfig(kube, api_client, tmp_path):
     rbac = client.RbacAuthorizationV1Api(api_client)
     sa_namespace = "aap-%s" % suffix
     core.create_namespace({"metadata": {"name": sa_namespace}})
-    role = documented("ClusterRole", "cloudkit-provisioning-jobs")
+    role = shape(documented("ClusterRole", "cloudkit-provisioning-jobs"))
     binding = documented("ClusterRoleBinding", "cloudkit-provisioning-jobs")
     role["metadata"]["name"] = binding["metadata"]["name"] = binding["roleRef"]["name"] = "cloudkit-provisioning-jobs-" + suffix
     (subject,) = binding["subjects"]
@@ -52,6 +75,16 @@ def job_kubeconfig(kube, api_client, tmp_path):
     core.create_namespaced_service_account(sa_namespace, {"metadata": {"name": subject["name"]}})
     rbac.create_cluster_role(role)
     rbac.create_cluster_role_binding(binding)
+    extra = []
+    if preflight:
+        extra_role = documented("ClusterRole", "cloudkit-provisioning-preflight")
+        extra_role["metadata"]["name"] = "cloudkit-provisioning-preflight-" + suffix
+        extra_binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": extra_role["metadata"]["name"]},
+                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": extra_role["metadata"]["name"]},
+                         "subjects": [dict(subject)]}
+        rbac.create_cluster_role(extra_role)
+        rbac.create_cluster_role_binding(extra_binding)
+        extra.append(extra_role["metadata"]["name"])
     token = core.create_namespaced_service_account_token(subject["name"], sa_namespace, {"spec": {"expirationSeconds": 3600}}).status.token
     path = tmp_path / "job-kubeconfig"
     kube.server.write_kubeconfig(path)
@@ -59,13 +92,14 @@ def job_kubeconfig(kube, api_client, tmp_path):
     config["users"][0]["user"] = {"token": token}
     path.write_text(yaml.safe_dump(config))
     yield str(path)
-    rbac.delete_cluster_role_binding(binding["metadata"]["name"])
-    rbac.delete_cluster_role(role["metadata"]["name"])
+    for name in [binding["metadata"]["name"]] + extra:
+        rbac.delete_cluster_role_binding(name)
+        rbac.delete_cluster_role(name)
     core.delete_namespace(sa_namespace)
 
 
 def test_create_and_delete_with_the_documented_cluster_role(operator, run_job, namespace, job_kubeconfig):
-    instance = operator.create(namespace, "rbac-vm", {"cpu_cores": 2, "ssh_public_key": "ssh-ed25519 AAAAC3Nza me@x"})
+    instance = operator.create(namespace, "rbac-vm", {"cpu_cores": 2, "ssh_public_key": KEY})
     ok(run_job("create_compute_instance.yml", envelope(instance), kubeconfig=job_kubeconfig))
     live = operator.get(namespace, "rbac-vm")
     assert live["status"]["phase"] == "Ready"
@@ -75,3 +109,36 @@ def test_create_and_delete_with_the_documented_cluster_role(operator, run_job, n
     operator.release(namespace, "rbac-vm")  # the operator's own finalizer, as it drops it once the delete job is done
     assert operator.get(namespace, "rbac-vm") is None
     assert operator.objects(operator.vm_namespace, live["metadata"]["uid"]) == []
+
+
+@pytest.fixture
+def run_preflight(tmp_path):
+    """Run playbooks/preflight.yml with a kubeconfig (no webhooks, no controller): the CRD and the permissions."""
+    import os
+    import subprocess
+    import sys
+
+    def run(kubeconfig):
+        environment = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROLLER_", "K8S_AUTH_"))}
+        environment.update(K8S_AUTH_KUBECONFIG=kubeconfig, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build"), ANSIBLE_NOCOLOR="1")
+        command = [str(Path(sys.executable).with_name("ansible-playbook")), str(ROOT / "playbooks" / "preflight.yml"), "-v"]
+        result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300, check=False)
+        return result.returncode, result.stdout + result.stderr
+    return run
+
+
+def test_preflight_passes_with_the_documented_cluster_roles(preflight_kubeconfig, run_preflight):
+    rc, output = run_preflight(preflight_kubeconfig)
+    assert rc == 0, output[-4000:]  # the preflight fails on any problem: every permission was granted
+
+
+def test_preflight_names_each_missing_permission_with_its_rule(limited_kubeconfig, run_preflight):
+    """A real RBAC-limited user: the preflight's SelfSubjectAccessReviews find exactly what the role lacks."""
+    rc, output = run_preflight(limited_kubeconfig)
+    assert rc != 0, output[-4000:]
+    assert "may not delete/watch leases in all namespaces" in output
+    assert "{apiGroups: [coordination.k8s.io], resources: [leases], verbs: [delete, watch]}" in output
+    assert "may not patch computeinstances/status in all namespaces" in output
+    assert "{apiGroups: [cloudkit.openshift.io], resources: [computeinstances/status], verbs: [patch]}" in output
+    assert "system:serviceaccount:" in output, "the user is named"
+    assert "may not get computeinstances" not in output, "a granted permission is not reported"

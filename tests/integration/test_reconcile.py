@@ -79,8 +79,8 @@ class Instance:
 
     def vmi_uid(self):
         try:
-            vmi = client.CustomObjectsApi(self.api_client).get_namespaced_custom_object("kubevirt.io", "v1", self.operator.vm_namespace,
-                                                                                          "virtualmachineinstances", self.name)
+            vmi = client.CustomObjectsApi(self.api_client).get_namespaced_custom_object(
+                "kubevirt.io", "v1", self.operator.vm_namespace, "virtualmachineinstances", self.name)
         except client.ApiException as exc:
             if exc.status == 404:
                 return None

@@ -281,8 +281,8 @@ class ControlPlane:
     def request(self, method: str, path: str, body=None) -> tuple[int, dict]:
         """(status, JSON body) of one call to kube-apiserver as the admin (system:masters)."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={'Content-Type': 'application/json',
-                                                                                        'Accept': 'application/json'})
+        headers = {'Content-Type': 'application/json', 'Accept': 'application/json'}
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30, context=self._admin_ssl()) as resp:  # noqa: S310
                 return resp.status, json.loads(resp.read() or b'{}')

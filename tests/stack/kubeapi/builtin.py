@@ -250,8 +250,9 @@ def _pvc(obj: dict, old: dict | None) -> None:
     before = quantity_bytes(_pvc_requests(old_spec).get('storage'))
     after = quantity_bytes(_pvc_requests(spec).get('storage'))
     if before is not None and after is not None and after < before:
-        raise invalid('PersistentVolumeClaim', '', name, [{'reason': 'FieldValueForbidden', 'field': 'spec.resources.requests.storage',
-                                                            'message': 'Forbidden: field can not be less than previous value'}])
+        raise invalid('PersistentVolumeClaim', '', name, [
+            {'reason': 'FieldValueForbidden', 'field': 'spec.resources.requests.storage',
+             'message': 'Forbidden: field can not be less than previous value'}])
 
 
 def _crd(obj: dict, _old: dict | None) -> None:

@@ -347,8 +347,8 @@ class KubeVirtController:
         class_name = model.dv_storage_class(dv) or self._default_storage_class()
         body = model.pvc_for(dv, class_name)
         try:
-            client.CoreV1Api(self._api_client).create_namespaced_persistent_volume_claim(dv['metadata']['namespace'], body,
-                                                                                          _request_timeout=REQUEST_TIMEOUT, _preload_content=False)
+            client.CoreV1Api(self._api_client).create_namespaced_persistent_volume_claim(
+                dv['metadata']['namespace'], body, _request_timeout=REQUEST_TIMEOUT, _preload_content=False)
         except client.ApiException as exc:
             if not (exc.status == 409 and _status_of(exc).get('reason') == 'AlreadyExists'):
                 raise
@@ -363,9 +363,8 @@ class KubeVirtController:
             return None
         body = dict(pvc, status=status)
         try:
-            client.CoreV1Api(self._api_client).replace_namespaced_persistent_volume_claim_status(name, namespace, body,
-                                                                                                  _request_timeout=REQUEST_TIMEOUT,
-                                                                                                  _preload_content=False)
+            client.CoreV1Api(self._api_client).replace_namespaced_persistent_volume_claim_status(
+                name, namespace, body, _request_timeout=REQUEST_TIMEOUT, _preload_content=False)
         except client.ApiException as exc:
             if exc.status == 409:
                 raise _Gone() from exc  # a newer version of the claim is on its way through the watch, which requeues it
