@@ -1,8 +1,15 @@
 """Fixtures shared by every pytest suite: the Kubernetes API under test.
 
-By default that is the in-process stand-in (tests/stack/kubeapi). With CLOUDKIT_TEST_KUBECONFIG set it is that
-cluster instead: the CRDs in tests/stack/crds must be installed there, every test works in its own fresh namespace,
-and tests that need the stand-in's internals (fault switch, small watch history, bulk loading) skip.
+``CLOUDKIT_TEST_API`` chooses it (tests/stack/apis.py): ``stand-in`` (the default) is the in-process API server of
+tests/stack/kubeapi; ``kube-apiserver`` (what ``make test`` sets) is a real control plane built from the Go modules
+(tests/stack/controlplane.py) behind the proxy that adds the stand-in's fault switch and write log (tests/stack/proxy.py).
+With CLOUDKIT_TEST_KUBECONFIG set it is that cluster instead: the CRDs in tests/stack/crds must be installed there, every
+test works in its own fresh namespace, and tests that need the fault switch, the write log or the stand-in's internals skip.
+
+Two markers record where the stand-in and kube-apiserver differ (tests/stack/kubeapi/README.md lists each difference):
+``stand_in_only(reason)`` on a test of a behaviour only the stand-in has, ``real_api_only(reason)`` on a test of a
+behaviour the stand-in lacks. On the other backend such a test runs as a strict xfail, so every run measures the difference:
+once the stand-in behaves like kube-apiserver the XPASS fails the run until the marker and the README entry go.
 """
 from __future__ import annotations
 
@@ -22,48 +29,102 @@ for path in (ROOT, ROOT / '.build'):
 from kubernetes import client, config  # noqa: E402  pylint: disable=wrong-import-position
 
 from tests.reliability_report import write_summary  # noqa: E402  pylint: disable=wrong-import-position
-from tests.stack.kubeapi import DEFAULT_CRD_DIR, KubeAPIServer  # noqa: E402  pylint: disable=wrong-import-position
+from tests.stack import apis  # noqa: E402  pylint: disable=wrong-import-position
 
 REAL_KUBECONFIG = os.environ.get('CLOUDKIT_TEST_KUBECONFIG')
+CLUSTER = 'cluster'
+# stand-in, kube-apiserver, or cluster (CLOUDKIT_TEST_KUBECONFIG).
+BACKEND = CLUSTER if REAL_KUBECONFIG else apis.selected()
 STAND_IN_ONLY = 'needs the kubeapi stand-in (its internals or fault switch); CLOUDKIT_TEST_KUBECONFIG points at a real cluster'
+NEEDS_FRONT = "needs the fault switch or the write log of the local stack's API; CLOUDKIT_TEST_KUBECONFIG points at a real cluster"
 
 
 class Kube:
-    """The cluster under test: a kubeconfig, and the stand-in server when there is one."""
+    """The cluster under test: a kubeconfig, its backend, and the server with the fault switch and write log when there is one.
 
-    def __init__(self, kubeconfig: str, server: KubeAPIServer | None):
+    ``server`` is the stand-in (``KubeAPIServer``) or the proxy-fronted control plane (``ControlPlaneAPI``): both have
+    ``faults``, ``write_log()``, ``url`` and ``token``; None on a user's cluster.
+    """
+
+    def __init__(self, kubeconfig: str, server, backend: str = apis.STAND_IN):
         self.kubeconfig = kubeconfig
         self.server = server
+        self.backend = backend
 
     @property
     def real(self) -> bool:
-        """True when talking to a real cluster."""
+        """True on a user's cluster (CLOUDKIT_TEST_KUBECONFIG): real KubeVirt, maybe a real operator, no fault switch."""
         return self.server is None
 
     def api_client(self) -> client.ApiClient:
         """A new ApiClient for this cluster."""
         return config.new_client_from_config(self.kubeconfig)
 
-    def require_stand_in(self) -> KubeAPIServer:
-        """The stand-in, or skip the calling test on a real cluster."""
+    def require_local(self, why: str = 'needs the local stack'):
+        """Skip the calling test on a user's cluster, saying ``why``."""
         if self.server is None:
-            pytest.skip(STAND_IN_ONLY)
+            pytest.skip(f'{why}; CLOUDKIT_TEST_KUBECONFIG points at a real cluster')
+
+    def require_server(self):
+        """The server with the fault switch and the write log, or skip the calling test on a user's cluster."""
+        if self.server is None:
+            pytest.skip(NEEDS_FRONT)
         return self.server
+
+    def require_stand_in(self, why: str = 'uses the stand-in\'s internals'):
+        """The embedded stand-in, or skip the calling test (on kube-apiserver and on a user's cluster) saying ``why``."""
+        if self.backend != apis.STAND_IN:
+            pytest.skip(f'{why}: stand-in only' if self.server is not None else STAND_IN_ONLY)
+        return self.server
+
+    def new_api(self, **options):
+        """A fresh API of this backend (not started; see tests/stack/apis.py), or skip on a user's cluster."""
+        if self.server is None:
+            pytest.skip('starts an API server of its own; CLOUDKIT_TEST_KUBECONFIG points at a real cluster')
+        return apis.new_api(self.backend, **options)
 
 
 @pytest.fixture(scope='session')
 def kube(tmp_path_factory):
-    """The cluster under test (session-scoped): the stand-in with tests/stack/crds, or CLOUDKIT_TEST_KUBECONFIG."""
+    """The cluster under test (session-scoped): the stand-in or kube-apiserver with tests/stack/crds, or CLOUDKIT_TEST_KUBECONFIG."""
     if REAL_KUBECONFIG:
-        yield Kube(REAL_KUBECONFIG, None)
+        yield Kube(REAL_KUBECONFIG, None, CLUSTER)
         return
-    server = KubeAPIServer(crd_paths=[DEFAULT_CRD_DIR], bookmark_interval=0.5).start()
-    path = server.write_kubeconfig(tmp_path_factory.mktemp('kubeapi') / 'kubeconfig')
+    work = tmp_path_factory.mktemp(BACKEND)
+    server = apis.new_api(BACKEND, work_dir=work / 'api' if BACKEND == apis.KUBE_APISERVER else None).start()
+    path = server.write_kubeconfig(work / 'kubeconfig')
     try:
-        yield Kube(path, server)
+        yield Kube(path, server, BACKEND)
     finally:
         server.faults.clear()
         server.stop()
+
+
+def pytest_configure(config):  # pylint: disable=redefined-outer-name
+    """The markers of known differences between the stand-in and kube-apiserver."""
+    config.addinivalue_line('markers', 'stand_in_only(reason): a behaviour of the stand-in that kube-apiserver does not have '
+                                       '(a strict xfail there; tests/stack/kubeapi/README.md)')
+    config.addinivalue_line('markers', 'real_api_only(reason): a behaviour of kube-apiserver that the stand-in lacks '
+                                       '(a strict xfail on the stand-in; tests/stack/kubeapi/README.md)')
+
+
+def pytest_report_header():
+    """Which Kubernetes API the run uses."""
+    return f'Kubernetes API under test: {BACKEND} (CLOUDKIT_TEST_API / CLOUDKIT_TEST_KUBECONFIG)'
+
+
+def pytest_collection_modifyitems(items):
+    """Known differences run as strict xfails on the backend they do not hold for (skipped on a user's cluster)."""
+    for item in items:
+        for name, holds_on in (('stand_in_only', (apis.STAND_IN,)), ('real_api_only', (apis.KUBE_APISERVER, CLUSTER))):
+            marker = item.get_closest_marker(name)
+            if marker is None or BACKEND in holds_on:
+                continue
+            reason = marker.kwargs.get('reason') or (marker.args[0] if marker.args else name)
+            if BACKEND == CLUSTER:
+                item.add_marker(pytest.mark.skip(reason=f'{name}: {reason}'))
+            else:
+                item.add_marker(pytest.mark.xfail(strict=True, reason=f'known difference ({name}): {reason}'))
 
 
 @pytest.fixture(scope='session')
@@ -75,9 +136,10 @@ def api_client(kube):
 
 
 @pytest.fixture
-def stand_in(kube):
-    """The stand-in server (skips on a real cluster); its faults are cleared after the test."""
-    server = kube.require_stand_in()
+def instrumented_api(kube):
+    """The API under test with its fault switch and write log: the stand-in, or the proxy-fronted kube-apiserver (skips on a
+    user's cluster); its faults are cleared before and after the test."""
+    server = kube.require_server()
     server.faults.clear()
     yield server
     server.faults.clear()

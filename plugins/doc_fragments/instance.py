@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    """name/namespace or payload, and api_group."""
+    """name/namespace (and uid) or payload, and api_group."""
 
     DOCUMENTATION = r"""
 options:
@@ -16,6 +16,12 @@ options:
     type: str
   namespace:
     description: Namespace of the ComputeInstance.
+    type: str
+  uid:
+    description:
+      - With O(name), the C(metadata.uid) of the instance the job was launched for. A namesake that replaced it
+        (deleted and re-created under the same name) counts as gone and is never written to. O(payload) carries
+        its own uid.
     type: str
   payload:
     description:

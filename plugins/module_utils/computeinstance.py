@@ -13,6 +13,13 @@ import json
 import re
 from decimal import Decimal
 
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.limits import (
+    ANNOTATIONS_MAX,
+    SECRET_DATA_MAX,
+    derived_name_problems,
+    size_problem,
+    ssh_public_key_problems,
+)
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import UNMANAGED_STATES
 
 TEMPLATE_ID_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9._]*$")
@@ -173,6 +180,10 @@ def vm_parameters(spec):
     raw = spec.get("templateParameters")
     if raw not in (None, ""):
         if isinstance(raw, str):
+            # kubectl apply keeps the whole spec in an annotation, whose limit the parameters must fit.
+            too_big = size_problem(raw, "spec.templateParameters", ANNOTATIONS_MAX, "the annotations of an object (kubectl apply keeps the spec there)")
+            if too_big:
+                raise ParameterError(too_big)
             try:
                 seed = json.loads(raw)
             except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
@@ -223,7 +234,12 @@ def vm_parameters(spec):
 
     ssh_key, field = pick(("sshKey",), "ssh_public_key")
     params["ssh_public_key"] = check.text(ssh_key, field, _SSH_KEY_RE, "must be an OpenSSH public key line (ssh-ed25519 AAAA... comment)")
+    if params["ssh_public_key"]:
+        problems = ssh_public_key_problems(params["ssh_public_key"], field)
+        check.problems.extend(problems)
+        params["ssh_public_key"] = None if problems else params["ssh_public_key"]
     params["cloud_init"] = check.text(seed.get("cloud_init"), "spec.templateParameters.cloud_init")
+    check.problems.extend(size_problem(params["cloud_init"], "spec.templateParameters.cloud_init", SECRET_DATA_MAX, "a Secret"))
 
     user_data_ref = spec.get("userDataSecretRef")
     params["user_data_secret_ref"] = None
@@ -433,6 +449,13 @@ def assess(client, instance, tenant_resource, vm_resource, allowed_templates, fo
         facts["parameters"] = vm_parameters(instance.spec)
     except ParameterError as error:
         facts["problems"].extend(error.problems)
+    if not for_delete:
+        # Names Kubernetes would refuse fail the job before its first write; a delete finds objects by label, not name.
+        # Imported here: kubevirt imports this module (quantities).
+        from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import object_names
+
+        extra_disks = len((facts["parameters"] or {}).get("additional_disks") or [])
+        facts["problems"].extend(derived_name_problems(instance.name, object_names(instance.name), extra_disks))
     if target_namespace:
         facts.update(target_namespace=target_namespace, target_namespace_source="option")
         return facts

@@ -13,6 +13,8 @@ import base64
 import hashlib
 import json
 
+from ansible.module_utils.common.yaml import yaml_dump
+
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import quantity_bytes
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.reconcile import ABSENT, OwnedField, field_name, get_path
@@ -60,11 +62,14 @@ def _b64(text):
 
 
 def default_user_data(params):
-    """cloud-config when the instance brings none: key-only SSH, and the key when one is given."""
-    lines = ["#cloud-config", "ssh_pwauth: false"]
+    """cloud-config when the instance brings none: key-only SSH, and the key when one is given.
+
+    Serialized by a YAML dumper, never by pasting user text into YAML: whatever a value holds, it stays one string.
+    """
+    document = {"ssh_pwauth": False}
     if params.get("ssh_public_key"):
-        lines += ["ssh_authorized_keys:", "  - %s" % params["ssh_public_key"]]
-    return "\n".join(lines) + "\n"
+        document["ssh_authorized_keys"] = [params["ssh_public_key"]]
+    return "#cloud-config\n" + yaml_dump(document, default_flow_style=False, sort_keys=False, allow_unicode=True, width=1 << 20)
 
 
 def _metadata(name, namespace, labels):

@@ -12,10 +12,14 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES, NotFound
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES, Forbidden, NotFound, Resource
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import API_VERSION, COMPUTE_INSTANCE_PLURAL, Names
 
 SERVICE = STATIC_RESOURCES[("v1", "Service")]
+SELF_SUBJECT_ACCESS_REVIEW = Resource("authorization.k8s.io/v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+                                      namespaced=False, has_status=False)
+SELF_SUBJECT_REVIEW = Resource("authentication.k8s.io/v1", "SelfSubjectReview", "selfsubjectreviews", namespaced=False, has_status=False)
+CRUD = ("get", "list", "watch", "create", "patch", "delete")
 CRD = STATIC_RESOURCES[("apiextensions.k8s.io/v1", "CustomResourceDefinition")]
 KNOWN_GROUPS = ("cloudkit.openshift.io", "osac.openshift.io")
 EDA_API_PORT = 8000
@@ -77,6 +81,9 @@ def check_crd(client, api_group):
     target = names.compute_instance_crd
     try:
         crd = client.get(CRD, target)
+    except Forbidden as error:
+        return [finding("crd", target, error.message, "grant the preflight's credential the cloudkit-provisioning-preflight ClusterRole "
+                                                      "(docs/aap.md): get on customresourcedefinitions.apiextensions.k8s.io")]
     except NotFound:
         served = [group for group in KNOWN_GROUPS if group != api_group and _crd_exists(client, group)]
         if served:
@@ -108,4 +115,70 @@ def check_templates(controller, template_names, organization, template_type="job
                                         name, organization, "delete_compute_instance.yml" if "delete" in name else "create_compute_instance.yml")))
         else:
             findings.append(finding("job_template", name))
+    return findings
+
+
+def job_permissions(api_group):
+    """What the create and delete jobs do on the API: (group, resource, verbs, scope), scope being "instance" (the
+    ComputeInstance's namespace), "target" (the Tenant's namespace, where the VM objects live) or "cluster".
+
+    The same list as docs/aap.md ("What the jobs do on the API"), from the calls in module_utils.
+    """
+    return [
+        (api_group, "computeinstances", ("get", "patch"), "instance"),
+        (api_group, "computeinstances/status", ("patch",), "instance"),
+        (api_group, "tenants", ("get",), "instance"),
+        ("coordination.k8s.io", "leases", ("get", "create", "update", "delete", "watch"), "instance"),
+        ("", "events", ("create",), "instance"),
+        ("", "secrets", CRUD, "target"),
+        ("", "services", CRUD, "target"),
+        ("cdi.kubevirt.io", "datavolumes", CRUD, "target"),
+        ("", "persistentvolumeclaims", ("get", "patch"), "target"),
+        ("kubevirt.io", "virtualmachines", CRUD, "target"),
+        ("kubevirt.io", "virtualmachineinstances", ("get", "watch", "delete"), "target"),
+        ("kubevirt.io", "virtualmachines", ("list",), "cluster"),
+        ("storage.k8s.io", "storageclasses", ("list",), "cluster"),
+    ]
+
+
+def whoami(client):
+    """The user name of the client's credential (SelfSubjectReview), or None where the API has no such review."""
+    try:
+        review = client.create(SELF_SUBJECT_REVIEW, {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    except NotFound:
+        return None
+    return (((review.get("status") or {}).get("userInfo")) or {}).get("username")
+
+
+def check_permissions(client, api_group, instance_namespaces=(), target_namespaces=()):
+    """One SelfSubjectAccessReview per verb the jobs need, in each namespace given (all namespaces when none is).
+
+    Every missing permission is a finding whose fix is the RBAC rule that grants it.
+    """
+    user = whoami(client) or "the job's credential"
+    scopes = {"instance": list(instance_namespaces) or [""], "target": list(target_namespaces) or [""], "cluster": [""]}
+    findings = []
+    for group, resource, verbs, scope in job_permissions(api_group):
+        plural, _slash, subresource = resource.partition("/")
+        for namespace in scopes[scope]:
+            where = "in namespace %s" % namespace if namespace else ("in all namespaces" if scope != "cluster" else "cluster-wide")
+            missing = []
+            for verb in verbs:
+                attributes = {"verb": verb, "group": group, "resource": plural}
+                if subresource:
+                    attributes["subresource"] = subresource
+                if namespace:
+                    attributes["namespace"] = namespace
+                review = client.create(SELF_SUBJECT_ACCESS_REVIEW, {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                                                                    "spec": {"resourceAttributes": attributes}})
+                if not (review.get("status") or {}).get("allowed"):
+                    missing.append(verb)
+            target = "%s %s" % (resource if not group else "%s.%s" % (resource, group), where)
+            if not missing:
+                findings.append(finding("permission", target))
+                continue
+            rule = "{apiGroups: [%s], resources: [%s], verbs: [%s]}" % ('""' if not group else group, resource, ", ".join(missing))
+            binding = "a RoleBinding in %s" % namespace if namespace else "a ClusterRoleBinding"
+            findings.append(finding("permission", target, "%s may not %s %s %s" % (user, "/".join(missing), resource, where),
+                                    "grant the rule %s to %s through %s (the ClusterRole in docs/aap.md has them all)" % (rule, user, binding)))
     return findings

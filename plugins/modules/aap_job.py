@@ -58,7 +58,7 @@ options:
       - V(job) for a job template and its jobs (C(job_templates/), C(jobs/)).
       - V(workflow) for a workflow job template and its workflow jobs (C(workflow_job_templates/), C(workflow_jobs/)).
       - V(any), for V(found) only, looks for a job template of that name first, then for a workflow job template
-        (the operator may launch either); each job found says its RV(jobs[].template_type).
+        (the operator may launch either); each job found says its C(template_type).
     type: str
     choices: [job, workflow, any]
     default: job

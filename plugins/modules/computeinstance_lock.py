@@ -75,13 +75,13 @@ EXAMPLES = r"""
 - name: Take the instance's lock before touching it
   cloudkit.provisioning.computeinstance_lock:
     payload: {compute_instance: "{{ compute_instance }}"}
-    holder: "job-{{ awx_job_id | default('manual') }}"
+    holder: "job-{{ awx_job_id }}@aap.example.com"
   register: lock
 
 - name: Release it whatever happened
   cloudkit.provisioning.computeinstance_lock:
     payload: {compute_instance: "{{ compute_instance }}"}
-    holder: "job-{{ awx_job_id | default('manual') }}"
+    holder: "job-{{ awx_job_id }}@aap.example.com"
     state: absent
 """
 

@@ -100,7 +100,7 @@ options:
     default: false
   remove_finalizer:
     description:
-      - After the status writes, remove this collection's finalizer C(<group>/computeinstance-aap): the last
+      - After the status writes, remove this collection's finalizer C(<group>/computeinstance-aap), the last
         write of a successful deprovision, which lets the instance go. Guarded by the instance's uid.
     type: bool
     default: false
@@ -155,7 +155,7 @@ EXAMPLES = r"""
       name: vm1
     reconciled_config_version: "{{ instance.desired_config_version }}"
     release_lock: true
-    lock_holder: "job-{{ awx_job_id }}"
+    lock_holder: "job-{{ awx_job_id }}@aap.example.com"
 
 - name: Own the instance and say provisioning started, in one read
   cloudkit.provisioning.computeinstance_status:

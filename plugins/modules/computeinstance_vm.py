@@ -35,7 +35,7 @@ description:
   - Changes that cannot be made in place are refused before anything is written, and the task fails with RV(refused)
     naming each spec field and why. They are a new image (a disk's source), a smaller disk, a larger disk whose
     StorageClass does not allow volume expansion, and an O(storage_class) other than the disks' own. A larger disk on a
-    class with C(allowVolumeExpansion: true) grows in place (its PersistentVolumeClaim is expanded).
+    class with C(allowVolumeExpansion) true grows in place (its PersistentVolumeClaim is expanded).
   - Disks use the cluster's default StorageClass unless O(storage_class) is set; existing disks keep their class.
   - RV(changes) and RV(summary) say per object what was created, updated (with the fields), deleted or left unchanged;
     with C(--diff) the before and after of each changed field is shown (Secret data only as size and hash).
@@ -104,7 +104,7 @@ EXAMPLES = r"""
 - name: Provision the VM and wait until it is Ready
   cloudkit.provisioning.computeinstance_vm:
     payload: {compute_instance: "{{ compute_instance }}"}
-    lock_holder: "job-{{ awx_job_id }}"
+    lock_holder: "job-{{ awx_job_id }}@aap.example.com"
     wait_timeout: 900
   register: vm
 

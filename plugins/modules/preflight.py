@@ -8,7 +8,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: preflight
-short_description: Check the EDA endpoint, the CRD group and the job templates of a cloudkit setup
+short_description: Check the EDA endpoint, the CRD group, the job templates and the jobs' permissions of a cloudkit setup
 version_added: 0.1.0
 description:
   - Checks, against the cluster and the automation controller, what upstream got wrong, and reports every
@@ -18,6 +18,10 @@ description:
     paths answer 405. This catches C(innabox-eda-service:5000). URLs outside the cluster are not checked.
   - The ComputeInstance CRD is served under O(api_group) at C(v1alpha1). This catches a cloudkit/osac rename mismatch.
   - The job templates exist in the controller, when O(controller_host) is given.
+  - With O(check_permissions), the credential of this task (the jobs' cluster credential, from the same
+    C(K8S_AUTH_*) variables) may do everything the create and delete jobs do. One
+    C(SelfSubjectAccessReview) per verb, in O(instance_namespaces) and O(target_namespaces), or in all namespaces when
+    none are given. Each missing permission is reported with the RBAC rule that grants it.
 author:
   - cloudkit.provisioning contributors (@cloudkit)
 extends_documentation_fragment:
@@ -57,6 +61,20 @@ options:
     description: Organization of O(job_templates).
     type: str
     default: innabox
+  check_permissions:
+    description: Check the credential's permissions with C(SelfSubjectAccessReview)s.
+    type: bool
+    default: true
+  instance_namespaces:
+    description: Namespaces of the ComputeInstances whose permissions are checked; empty means all namespaces.
+    type: list
+    elements: str
+    default: []
+  target_namespaces:
+    description: Namespaces of the VM objects (the Tenants' namespaces) whose permissions are checked; empty means all namespaces.
+    type: list
+    elements: str
+    default: []
   fail_on_problems:
     description: Fail the task when any check finds a problem (the findings are returned either way).
     type: bool
@@ -123,7 +141,13 @@ from ansible.module_utils.basic import env_fallback
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import ControllerClient, ControllerError, controller_argument_spec
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import KubeModule
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.preflight import check_crd, check_templates, check_webhook, finding
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.preflight import (
+    check_crd,
+    check_permissions,
+    check_templates,
+    check_webhook,
+    finding,
+)
 
 
 def main():
@@ -135,6 +159,9 @@ def main():
         "job_templates": {"type": "list", "elements": "str", "default": ["innabox-create-compute-instance", "innabox-delete-compute-instance"]},
         "organization": {"type": "str", "default": "innabox"},
         "fail_on_problems": {"type": "bool", "default": True},
+        "check_permissions": {"type": "bool", "default": True},
+        "instance_namespaces": {"type": "list", "elements": "str", "default": []},
+        "target_namespaces": {"type": "list", "elements": "str", "default": []},
     }
     controller_options = controller_argument_spec()
     for option in ("controller_host", "controller_oauthtoken", "controller_username", "controller_password"):
@@ -152,6 +179,8 @@ def main():
         for url in dict.fromkeys(u for u in params["webhook_urls"] if u):
             findings.extend(check_webhook(client, url, params["webhook_namespace"], "%s-eda-api" % params["aap_instance"]))
         findings.extend(check_crd(client, params["api_group"]))
+        if params["check_permissions"]:
+            findings.extend(check_permissions(client, params["api_group"], params["instance_namespaces"], params["target_namespaces"]))
     except KubeError as error:
         module.fail_api(error, "cannot check the cluster", findings=findings)
     if params["controller_host"]:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
+import urllib.error
+import urllib.request
 
 from kubernetes import client
 
@@ -76,3 +79,17 @@ class CI:
     def list(self, **kwargs) -> dict:
         """LIST in the namespace."""
         return self.co.list_namespaced_custom_object(self.group, VERSION, self.ns, CI_PLURAL, **kwargs)
+
+
+def admin_call(server, method: str, path: str, body: dict | None = None, token: str | None = None) -> tuple[int, object]:
+    """(status, JSON body) of a call to the /_admin endpoints of the stand-in or of the proxy in front of kube-apiserver
+    (HTTPS verified with the control plane's CA)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(server.url + path, data=data, method=method,
+                                 headers={'Authorization': f'Bearer {token or server.token}', 'Content-Type': 'application/json'})
+    context = ssl.create_default_context(cafile=server.ca_file) if server.url.startswith('https') else None
+    try:
+        with urllib.request.urlopen(req, timeout=5, context=context) as resp:  # noqa: S310
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

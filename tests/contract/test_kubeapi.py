@@ -3,7 +3,9 @@ selectors, lists, discovery, schema validation, auth). Only the official client 
 runs unchanged against a real cluster (CLOUDKIT_TEST_KUBECONFIG)."""
 from __future__ import annotations
 
+import base64
 import re
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -95,6 +97,13 @@ def test_secret_string_data_becomes_base64_data(api_client, namespace):
     assert body['data'] == {'userData': 'I2Nsb3VkLWNvbmZpZw=='}
     assert 'stringData' not in body
     assert body['type'] == 'Opaque'
+    # Their values are strings: a number is a decode error (400), not converted.
+    for kind, path, field, go_type in (('Secret', 'secrets', 'stringData', 'string'), ('Secret', 'secrets', 'data', '[]uint8'),
+                                       ('ConfigMap', 'configmaps', 'data', 'string')):
+        status, body = raw(api_client, 'POST', f'/api/v1/namespaces/{namespace}/{path}', body={'metadata': {'name': 'n'}, field: {'k': 1}})
+        assert status == 400 and body['reason'] == 'BadRequest'
+        assert body['message'] == (f'{kind} in version "v1" cannot be handled as a {kind}: json: cannot unmarshal number into Go struct '
+                                   f'field {kind}.{field} of type {go_type}')
 
 
 # ----------------------------------------------------------------------------- replace
@@ -367,8 +376,14 @@ def test_field_selectors(api_client, namespace):
     assert _ours(core.list_namespaced_config_map(namespace, field_selector='metadata.name!=b').items) == ['a', 'c', 'd']
     everywhere = core.list_config_map_for_all_namespaces(field_selector=f'metadata.namespace=={namespace},metadata.name=c')
     assert [(i.metadata.namespace, i.metadata.name) for i in everywhere.items] == [(namespace, 'c')]
+    # Kinds with field selectors of their own, custom resources too, and kinds with only the metadata ones word it differently.
     status, body = raw(api_client, 'GET', f'/api/v1/namespaces/{namespace}/configmaps', {'fieldSelector': 'data.x=1'})
-    assert status == 400 and body['reason'] == 'BadRequest' and 'field label not supported' in body['message']
+    assert status == 400 and body['reason'] == 'BadRequest'
+    assert body['message'] == '"data.x" is not a known field selector: only "metadata.name", "metadata.namespace"'
+    status, body = raw(api_client, 'GET', f'/api/v1/namespaces/{namespace}/secrets', {'fieldSelector': 'data.x=1'})
+    assert status == 400 and body['message'] == 'field label not supported: data.x'
+    status, body = raw(api_client, 'GET', f'/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{CI_PLURAL}', {'fieldSelector': 'spec.x=1'})
+    assert status == 400 and body['message'] == 'field label not supported: spec.x'
     cis = CI(api_client, namespace)
     cis.create('fs1')
     cis.create('fs2')
@@ -411,21 +426,68 @@ def test_list_pagination(api_client, namespace):
 # ----------------------------------------------------------------------------- other kinds
 def test_lease_and_event_and_storage_class(api_client, namespace):
     coord = client.CoordinationV1Api(api_client)
-    lease = coord.create_namespaced_lease(namespace, {'metadata': {'name': 'lock'}, 'spec': {
+    path = f'/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases'
+    # Plain JSON: the client's own models would send renewTime as Python's isoformat, which kube-apiserver refuses (below).
+    status, lease = raw(api_client, 'POST', path, body={'metadata': {'name': 'lock'}, 'spec': {
         'holderIdentity': 'job-1', 'leaseDurationSeconds': 30, 'renewTime': '2026-01-01T00:00:00.000000Z'}})
-    lease.spec.holder_identity = 'job-2'
-    replaced = coord.replace_namespaced_lease('lock', namespace, lease)
-    assert replaced.spec.holder_identity == 'job-2'
-    lease.spec.holder_identity = 'job-3'
-    assert _status_of(lambda: coord.replace_namespaced_lease('lock', namespace, lease))[0] == 409
+    assert status == 201
+    lease['spec']['holderIdentity'] = 'job-2'
+    status, replaced = raw(api_client, 'PUT', f'{path}/lock', body=lease)
+    assert status == 200 and replaced['spec']['holderIdentity'] == 'job-2'
+    lease['spec']['holderIdentity'] = 'job-3'
+    assert raw(api_client, 'PUT', f'{path}/lock', body=lease)[0] == 409
     core = client.CoreV1Api(api_client)
-    core.create_namespaced_event(namespace, {'metadata': {'name': 'ev1'}, 'involvedObject': {'kind': 'ComputeInstance', 'name': 'x'},
-                                             'reason': 'Provisioned', 'message': 'ok', 'type': 'Normal'})
+    core.create_namespaced_event(namespace, {'metadata': {'name': 'ev1'}, 'reason': 'Provisioned', 'message': 'ok', 'type': 'Normal',
+                                             'involvedObject': {'kind': 'ComputeInstance', 'name': 'x', 'namespace': namespace}})
+    # The involved object's namespace must be the Event's (kube-apiserver's legacyValidateEvent).
+    status, body = _status_of(lambda: core.create_namespaced_event(namespace, {
+        'metadata': {'name': 'ev2'}, 'reason': 'Provisioned', 'involvedObject': {'kind': 'ComputeInstance', 'name': 'x'}}))
+    assert status == 422 and body['details']['causes'] == [{'reason': 'FieldValueInvalid', 'field': 'involvedObject.namespace',
+                                                           'message': 'Invalid value: "": does not match event.namespace'}]
     events = core.list_namespaced_event(namespace, field_selector='involvedObject.name=x,reason=Provisioned')
     assert [e.metadata.name for e in events.items] == ['ev1']
     classes = client.StorageV1Api(api_client).list_storage_class().items
     defaults = [c.metadata.name for c in classes if (c.metadata.annotations or {}).get('storageclass.kubernetes.io/is-default-class') == 'true']
     assert defaults, 'a default StorageClass exists'
+
+
+def test_microtime_fields_take_six_fractional_digits_and_are_stored_in_utc(api_client, namespace):
+    """Lease times are metav1.MicroTime: kube-apiserver parses them with Go's RFC3339Micro layout (400 otherwise) and stores
+    UTC. A Lease read into the official client's models and written back carries Python's isoformat ('+00:00', no
+    microseconds when they are 0), which is refused."""
+    coord = client.CoordinationV1Api(api_client)
+    path = f'/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases'
+    for pos, (written, stored) in enumerate((('2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z'),
+                                             ('2026-01-01T01:00:00.123456+01:00', '2026-01-01T00:00:00.123456Z'))):
+        status, body = raw(api_client, 'POST', path, body={'metadata': {'name': f'ok{pos}'}, 'spec': {'renewTime': written, 'acquireTime': written}})
+        assert status == 201 and body['spec']['renewTime'] == stored and body['spec']['acquireTime'] == stored
+    layout = '2006-01-02T15:04:05.000000Z07:00'
+    for pos, (written, rest, element) in enumerate((('2026-01-01T00:00:00Z', 'Z', '.000000'), ('2026-01-01T00:00:00.123Z', '.123Z', '.000000'),
+                                                    ('2026-01-01T00:00:00+00:00', '+00:00', '.000000'), ('junk', 'junk', '2006'))):
+        status, body = raw(api_client, 'POST', path, body={'metadata': {'name': f'bad{pos}'}, 'spec': {'renewTime': written}})
+        assert status == 400 and body['reason'] == 'BadRequest'
+        assert body['message'] == (f'Lease in version "v1" cannot be handled as a Lease: parsing time "{written}" as "{layout}": '
+                                   f'cannot parse "{rest}" as "{element}"')
+    lease = coord.read_namespaced_lease('ok0', namespace)  # renewTime becomes a datetime in the model
+    lease.spec.holder_identity = 'x'
+    status, body = _status_of(lambda: coord.replace_namespaced_lease('ok0', namespace, lease))
+    assert status == 400 and 'parsing time "2026-01-01T00:00:00+00:00"' in body['message']
+
+
+def test_self_subject_reviews(kube, api_client, namespace):
+    """What the caller may do (SelfSubjectAccessReview) and who it is (SelfSubjectReview): the tests' identity is an administrator."""
+    kube.require_local('the identity of a user\'s kubeconfig is its own')
+    review = {'apiVersion': 'authorization.k8s.io/v1', 'kind': 'SelfSubjectAccessReview',
+              'spec': {'resourceAttributes': {'verb': 'create', 'group': 'coordination.k8s.io', 'resource': 'leases', 'namespace': namespace}}}
+    status, body = raw(api_client, 'POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', body=review)
+    assert status == 201 and body['kind'] == 'SelfSubjectAccessReview'
+    assert body['status']['allowed'] is True and body['spec']['resourceAttributes'] == review['spec']['resourceAttributes']
+    status, body = raw(api_client, 'POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', body=dict(review, spec={}))
+    assert status == 422 and body['reason'] == 'Invalid'
+    status, body = raw(api_client, 'POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews',
+                       body={'apiVersion': 'authentication.k8s.io/v1', 'kind': 'SelfSubjectReview'})
+    assert status == 201 and {'system:masters', 'system:authenticated'} <= set(body['status']['userInfo']['groups'])
+    assert raw(api_client, 'GET', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews')[0] == 405
 
 
 # ----------------------------------------------------------------------------- discovery
@@ -525,20 +587,35 @@ def test_crd_files_match_modulo_group():
 
 
 # ----------------------------------------------------------------------------- auth
-def test_requests_without_token_are_401(kube, api_client):
+def test_anonymous_requests_are_403_and_bad_tokens_401(kube, api_client):
+    """No credentials: system:anonymous, whom RBAC refuses everything but /version and the health checks (403, kube-apiserver's
+    words); a token nobody issued: 401."""
     host = api_client.configuration.host
     if kube.real and host.startswith('https'):
-        pytest.skip('plain HTTP check only against the stand-in; real clusters use TLS with their own CA')
-    for path in ('/api/v1/namespaces', f'/apis/{GROUP}/{VERSION}/{CI_PLURAL}', '/apis'):
+        pytest.skip('checked on the local stack only; the anonymous policy of a real cluster is its own')
+    context = ssl.create_default_context(cafile=api_client.configuration.ssl_ca_cert) if host.startswith('https') else None
+    user = 'User "system:anonymous"'
+    for path, message, details in (
+            ('/api/v1/namespaces', f'namespaces is forbidden: {user} cannot list resource "namespaces" in API group "" at the cluster scope',
+             {'kind': 'namespaces'}),
+            (f'/apis/{GROUP}/{VERSION}/namespaces/default/{CI_PLURAL}/x',
+             f'{CI_PLURAL}.{GROUP} "x" is forbidden: {user} cannot get resource "{CI_PLURAL}" in API group "{GROUP}" in the namespace "default"',
+             {'name': 'x', 'group': GROUP, 'kind': CI_PLURAL}),
+            ('/apis', f'forbidden: {user} cannot get path "/apis"', {})):
         with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(host + path, timeout=5)  # noqa: S310  pylint: disable=consider-using-with
-        assert info.value.code == 401
+            urllib.request.urlopen(host + path, timeout=5, context=context)  # noqa: S310  pylint: disable=consider-using-with
+        assert info.value.code == 403
         body = yaml.safe_load(info.value.read())
-        assert body['kind'] == 'Status' and body['reason'] == 'Unauthorized' and body['code'] == 401
+        assert body['kind'] == 'Status' and body['reason'] == 'Forbidden' and body['code'] == 403
+        assert body['message'] == message and body['details'] == details
+    with urllib.request.urlopen(host + '/version', timeout=5, context=context) as resp:  # noqa: S310
+        assert resp.status == 200
     req = urllib.request.Request(host + '/api/v1/namespaces', headers={'Authorization': 'Bearer wrong'})
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(req, timeout=5)  # noqa: S310  pylint: disable=consider-using-with
+        urllib.request.urlopen(req, timeout=5, context=context)  # noqa: S310  pylint: disable=consider-using-with
     assert info.value.code == 401
+    body = yaml.safe_load(info.value.read())
+    assert body['reason'] == 'Unauthorized' and body['message'] == 'Unauthorized'
 
 
 # ----------------------------------------------------------------------------- namespaces & CRDs through the API
@@ -555,7 +632,7 @@ def test_namespace_deletion_removes_content(api_client):
 
 
 def test_crd_created_through_the_api(kube, api_client, namespace):
-    kube.require_stand_in()
+    kube.require_server()  # not on a user's cluster: creating CRDs takes cluster-admin there
     group = f'g{uuid.uuid4().hex[:6]}.example.com'
     crd = {'apiVersion': 'apiextensions.k8s.io/v1', 'kind': 'CustomResourceDefinition', 'metadata': {'name': f'widgets.{group}'}, 'spec': {
         'group': group, 'scope': 'Namespaced', 'names': {'kind': 'Widget', 'plural': 'widgets', 'singular': 'widget', 'shortNames': ['wd']},
@@ -567,6 +644,10 @@ def test_crd_created_through_the_api(kube, api_client, namespace):
                 'free': {'type': 'object', 'x-kubernetes-preserve-unknown-fields': True}}}}}}}]}}
     client.ApiextensionsV1Api(api_client).create_custom_resource_definition(crd)
     co = client.CustomObjectsApi(api_client)
+    # A new CRD is served once Established (kube-apiserver takes a moment; until then its paths are 404).
+    deadline = time.monotonic() + 30
+    while raw(api_client, 'GET', f'/apis/{group}/v1/namespaces/{namespace}/widgets')[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
 
     def widget(name, **spec):
         return {'apiVersion': f'{group}/v1', 'kind': 'Widget', 'metadata': {'name': name}, 'spec': spec}
@@ -576,8 +657,11 @@ def test_crd_created_through_the_api(kube, api_client, namespace):
     status, body = _status_of(lambda: co.create_namespaced_custom_object(group, 'v1', namespace, 'widgets', widget('w3', size=[1])))
     assert status == 422 and body['details']['causes'][0]['field'] == 'spec.size'
     client.ApiextensionsV1Api(api_client).delete_custom_resource_definition(f'widgets.{group}')
-    status = raw(api_client, 'GET', f'/apis/{group}/v1/namespaces/{namespace}/widgets')[0]
-    assert status == 404
+    # kube-apiserver first deletes the instances (the CRD's cleanup finalizer), then stops serving the resource.
+    deadline = time.monotonic() + 30
+    while raw(api_client, 'GET', f'/apis/{group}/v1/namespaces/{namespace}/widgets')[0] != 404 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert raw(api_client, 'GET', f'/apis/{group}/v1/namespaces/{namespace}/widgets')[0] == 404
 
 
 def test_metadata_maps_are_checked(api_client, namespace):
@@ -589,6 +673,68 @@ def test_metadata_maps_are_checked(api_client, namespace):
     uid = str(uuid.uuid4())
     made = core.create_namespaced_config_map(namespace, {'metadata': {'name': 'l', 'labels': {f'{GROUP}/computeinstance-uuid': uid}}})
     assert made.metadata.labels == {f'{GROUP}/computeinstance-uuid': uid}
+
+
+def _cause(status_body: dict) -> tuple[str, str, str]:
+    cause = status_body['details']['causes'][0]
+    return cause['reason'], cause['field'], cause['message']
+
+
+def test_names_follow_their_kinds_rules(api_client, namespace):
+    """Service names are DNS-1035 labels, Namespace names DNS-1123 labels, other names DNS-1123 subdomains; a generated name
+    keeps at most 58 characters of its prefix."""
+    def post(path, body):
+        return raw(api_client, 'POST', path, body=body)
+    services = f'/api/v1/namespaces/{namespace}/services'
+    dns1035 = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end "
+               "with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")
+    for name, message in (('a.b', dns1035), ('1abc', dns1035), ('a' * 64, 'must be no more than 63 characters')):
+        status, body = post(services, {'metadata': {'name': name}, 'spec': {'ports': [{'port': 80}]}})
+        assert status == 422 and _cause(body) == ('FieldValueInvalid', 'metadata.name', f'Invalid value: "{name}": {message}')
+    status, body = post('/api/v1/namespaces', {'metadata': {'name': 'a.b'}})
+    assert status == 422 and _cause(body) == ('FieldValueInvalid', 'metadata.name', 'Invalid value: "a.b": must not contain dots')
+    configmaps = f'/api/v1/namespaces/{namespace}/configmaps'
+    status, body = post(configmaps, {'metadata': {'name': 'a' * 254}})
+    assert status == 422 and _cause(body)[2].endswith('must be no more than 253 characters')
+    assert post(configmaps, {'metadata': {'name': 'a' * 253}})[0] == 201
+    status, body = post(configmaps, {'metadata': {'generateName': 'g' * 60 + '-'}})
+    assert status == 201 and body['metadata']['name'].startswith('g' * 58) and len(body['metadata']['name']) == 63
+
+
+def test_labels_and_annotations_are_limited(api_client, namespace):
+    path = f'/api/v1/namespaces/{namespace}/configmaps'
+    qualified = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character "
+                 "(e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
+    for field, labels, value, message in (
+            ('labels', {'a': 'v' * 64}, 'v' * 64, 'must be no more than 63 characters'),
+            ('labels', {'p' * 254 + '/a': 'v'}, 'p' * 254 + '/a', 'prefix part must be no more than 253 characters'),
+            ('labels', {'x.io/' + 'n' * 64: 'v'}, 'x.io/' + 'n' * 64, 'name part must be no more than 63 characters'),
+            ('labels', {'a/b/c': 'v'}, 'a/b/c', f"a qualified name {qualified} with an optional DNS subdomain prefix and '/' "
+                                                "(e.g. 'example.com/MyName')"),
+            ('annotations', {'bad key!': 'v'}, 'bad key!', f'name part {qualified}')):
+        status, body = raw(api_client, 'POST', path, body={'metadata': {'name': 'x', field: labels}})
+        assert status == 422 and _cause(body) == ('FieldValueInvalid', f'metadata.{field}', f'Invalid value: "{value}": {message}')
+    status, body = raw(api_client, 'POST', path, body={'metadata': {'name': 'x', 'annotations': {'a': 'x' * (256 * 1024)}}})
+    assert status == 422 and _cause(body) == ('FieldValueTooLong', 'metadata.annotations', 'Too long: may not be more than 262144 bytes')
+
+
+def test_object_and_request_sizes_are_limited(api_client, namespace):
+    """1 MiB of Secret or ConfigMap data, 3 MiB of request body, and etcd's 1.5 MiB for a stored custom resource."""
+    over = 1024 * 1024 + 1
+    status, body = raw(api_client, 'POST', f'/api/v1/namespaces/{namespace}/secrets',
+                       body={'metadata': {'name': 's'}, 'data': {'a': base64.b64encode(b'x' * over).decode()}})
+    assert status == 422 and _cause(body) == ('FieldValueTooLong', 'data', 'Too long: may not be more than 1048576 bytes')
+    status, body = raw(api_client, 'POST', f'/api/v1/namespaces/{namespace}/configmaps',
+                       body={'metadata': {'name': 'c'}, 'data': {'a': 'x' * (over // 2), 'b': 'y' * (over // 2 + 1)}})
+    assert status == 422 and _cause(body) == ('FieldValueTooLong', '[]', 'Too long: may not be more than 1048576 bytes')
+    status, body = raw(api_client, 'POST', f'/api/v1/namespaces/{namespace}/configmaps',
+                       body={'metadata': {'name': 'big'}, 'data': {'x': 'y' * (3 * 1024 * 1024)}})
+    assert status == 413 and body['reason'] == 'RequestEntityTooLarge' and body['message'] == 'Request entity too large: limit is 3145728'
+    tenant = {'apiVersion': f'{GROUP}/{VERSION}', 'kind': 'Tenant', 'metadata': {'name': 'big'}, 'spec': {'x': 'y' * (1600 * 1024)}}
+    status, body = raw(api_client, 'POST', f'/apis/{GROUP}/{VERSION}/namespaces/{namespace}/tenants', body=tenant)
+    assert status == 500 and body['message'] == 'etcdserver: request is too large'
+    tenant['spec']['x'] = 'y' * (1400 * 1024)
+    assert raw(api_client, 'POST', f'/apis/{GROUP}/{VERSION}/namespaces/{namespace}/tenants', body=tenant)[0] == 201
 
 
 def test_create_on_the_all_namespaces_path_is_405(api_client):

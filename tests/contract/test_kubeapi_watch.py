@@ -53,7 +53,7 @@ def test_watch_timeout_seconds_ends_the_stream(api_client, namespace):
 
 
 def test_watch_bookmarks(kube, api_client, namespace):
-    server = kube.require_stand_in()  # real clusters send bookmarks about once a minute
+    server = kube.require_stand_in('the BOOKMARK interval is a stand-in option; kube-apiserver sends one about every minute')
     core = client.CoreV1Api(api_client)
     start = core.create_namespaced_config_map(namespace, {'metadata': {'name': 'b'}}).metadata.resource_version
     events = _collect(core.list_namespaced_config_map, namespace, count=2, timeout=int(server.api.bookmark_interval * 6) + 1,
@@ -85,7 +85,10 @@ def test_watch_sees_finalizer_deletion_sequence(api_client, namespace):
     events = _collect(cis.co.list_namespaced_custom_object, GROUP, VERSION, namespace, CI_PLURAL, count=3, resource_version=start)
     assert [e['type'] for e in events] == ['MODIFIED', 'MODIFIED', 'DELETED']
     assert events[1]['object']['metadata']['deletionTimestamp']
-    assert 'finalizers' not in events[2]['object']['metadata']
+    # The write that empties the finalizers deletes the stored object: DELETED carries that last stored state, finalizer
+    # included, at a new resourceVersion.
+    assert events[2]['object']['metadata']['finalizers'] == ['example.com/f']
+    assert int(events[2]['object']['metadata']['resourceVersion']) > int(events[1]['object']['metadata']['resourceVersion'])
 
 
 def test_watch_too_old_resource_version_is_410_expired(small_history_server):
@@ -113,7 +116,7 @@ def test_watch_too_old_resource_version_is_410_expired(small_history_server):
 
 
 def test_legacy_watch_path(kube, api_client, namespace):
-    kube.require_stand_in()  # /api/v1/watch/... is deprecated upstream; the stand-in keeps it for old clients
+    # /api/v1/watch/... is deprecated upstream but still served; the stand-in keeps it for old clients
     core = client.CoreV1Api(api_client)
     start = core.create_namespaced_config_map(namespace, {'metadata': {'name': 'lw'}}).metadata.resource_version
     core.delete_namespaced_config_map('lw', namespace)

@@ -13,7 +13,6 @@ import pytest
 from kubernetes import client, config, watch
 
 from tests.conftest import ROOT
-from tests.stack.kubeapi import DEFAULT_CRD_DIR, KubeAPIServer
 from tests.stack.kubevirt import ANNOTATION_FAIL, ANNOTATION_READY_DELAY, KubeVirtController
 
 READY_DELAY = 0.5
@@ -305,6 +304,86 @@ def test_vm_delete_collects_vmi_and_owned_datavolumes(objs):
     assert objs.exists('datavolumes', 'shared') is True
 
 
+VM_FINALIZER = 'kubevirt.io/virtualMachineControllerFinalize'
+VMI_FINALIZER = 'foregroundDeleteVirtualMachine'
+
+
+def test_kubevirt_finalizers_are_set(objs):
+    """As KubeVirt does: the VM controller finalizes its VMs and the VMIs it creates; the VMI controller holds a VMI until its
+    guest stopped (virtv1.VirtualMachineControllerFinalizer, virtv1.VirtualMachineInstanceFinalizer)."""
+    objs.create('virtualmachines', vm_body('fin', templates=[('fin-root', IMAGE)]))
+    wait_for(lambda: vm_ready(objs, 'fin'), IMPORT_DELAY + READY_DELAY + 2, 'VM Ready')
+    assert VM_FINALIZER in objs.get('virtualmachines', 'fin')['metadata']['finalizers']
+    assert set(objs.get('virtualmachineinstances', 'fin')['metadata']['finalizers']) == {VM_FINALIZER, VMI_FINALIZER}
+
+
+def test_deleting_a_vm_completes_only_after_its_vmi_stopped(objs):
+    objs.create('virtualmachines', vm_body('slowgo', templates=[('slowgo-root', IMAGE)]))
+    wait_for(lambda: vm_ready(objs, 'slowgo'), IMPORT_DELAY + READY_DELAY + 2, 'VM Ready')
+    vmi_uid = objs.get('virtualmachineinstances', 'slowgo')['metadata']['uid']
+    gone = {}
+
+    def watch_gone(plural):
+        stream = watch.Watch()
+        for event in stream.stream(objs.co.list_namespaced_custom_object, *objs.api_of(plural), objs.ns, plural,
+                                   field_selector='metadata.name=slowgo', timeout_seconds=20):
+            if event['type'] == 'DELETED':
+                gone[plural] = time.monotonic()
+                stream.stop()
+
+    watchers = [threading.Thread(target=watch_gone, args=(plural,)) for plural in ('virtualmachines', 'virtualmachineinstances')]
+    for thread in watchers:
+        thread.start()
+    time.sleep(0.2)
+    objs.delete('virtualmachines', 'slowgo')
+    # Not instant: right after the DELETE the VM is still there, terminating, and its VMI is stopping.
+    vm = objs.get('virtualmachines', 'slowgo')
+    assert vm is not None and vm['metadata'].get('deletionTimestamp'), 'a VM with KubeVirt finalizers is not deleted at once'
+    stopping = wait_for(lambda: (v := objs.get('virtualmachineinstances', 'slowgo')) and v['metadata'].get('deletionTimestamp') and v,
+                        2, 'the VMI terminating')
+    assert stopping['metadata']['uid'] == vmi_uid
+    for thread in watchers:
+        thread.join(20 * SLACK)
+    assert set(gone) == {'virtualmachines', 'virtualmachineinstances'}, gone
+    assert gone['virtualmachineinstances'] <= gone['virtualmachines'], 'the VM went before its VMI had stopped'
+    wait_for(lambda: objs.exists('datavolumes', 'slowgo-root') is False, 2, 'owned DataVolume gone')
+
+
+def test_a_datavolume_of_a_missing_storage_class_stays_pending(objs, api_client):
+    """CDI cannot make the PVC: the DataVolume stays Pending, saying why, and goes on once the class exists (CDI #1802, PR #2861)."""
+    body = dv_body('nosc')
+    body['spec']['storage']['storageClassName'] = 'missing-' + objs.ns
+    objs.create('datavolumes', body)
+    status = wait_for(lambda: (s := objs.status('datavolumes', 'nosc')).get('conditions') and s, 2, 'DataVolume conditions')
+    time.sleep(IMPORT_DELAY * 3)
+    status = objs.status('datavolumes', 'nosc')
+    bound = next(c for c in status['conditions'] if c['type'] == 'Bound')
+    assert status['phase'] == 'Pending' and bound['status'] == 'False'
+    assert 'storageclass.storage.k8s.io "missing-%s" not found' % objs.ns in bound['message']
+    storage = client.StorageV1Api(api_client)
+    storage.create_storage_class({'apiVersion': 'storage.k8s.io/v1', 'kind': 'StorageClass',
+                                  'metadata': {'name': 'missing-' + objs.ns}, 'provisioner': 'example.com/x'})
+    try:
+        wait_for(lambda: objs.status('datavolumes', 'nosc').get('phase') == 'Succeeded', IMPORT_DELAY + 3, 'DataVolume Succeeded')
+    finally:
+        # The stand-in answers this DELETE with a Status where kube-apiserver returns the StorageClass: do not decode it.
+        storage.delete_storage_class('missing-' + objs.ns, _preload_content=False)
+
+
+def test_no_default_storage_class_means_pending(kube, api_client, namespace):
+    """Without a default StorageClass a DataVolume that names none stays Pending (ErrClaimNotValid), as with CDI."""
+    if kube.real:
+        pytest.skip('a real cluster runs real KubeVirt')
+    from tests.stack.kubevirt import model
+
+    classes = client.StorageV1Api(api_client).list_storage_class().items
+    plain = [api_client.sanitize_for_serialization(c) for c in classes]
+    undefaulted = [dict(c, metadata=dict(c['metadata'], annotations={})) for c in plain]
+    problem = model.storage_class_problem(dv_body('x'), undefaulted)
+    assert problem is not None and problem[0] == 'ErrClaimNotValid' and 'no storageClass' in problem[1]
+    assert model.storage_class_problem(dv_body('x'), plain) is None, 'the stand-in made a default class at start'
+
+
 def test_orphans_of_a_missing_vm_are_collected(objs):
     # Owned by a VM uid that never existed (the VM was deleted while nobody watched): the garbage collector removes them.
     owner = {'apiVersion': 'kubevirt.io/v1', 'kind': 'VirtualMachine', 'name': 'ghost', 'uid': '00000000-0000-0000-0000-000000000000',
@@ -372,8 +451,8 @@ def test_fail_annotation(objs, mode, printable, vmi_phase):
 
 
 # ------------------------------------------------------------ faults, scale
-def test_converges_under_faults(objs, stand_in):
-    stand_in.faults.set(error_rate=0.2, error_codes=(500, 429, 409), cut_watches_after=1.0, seed=11)
+def test_converges_under_faults(objs, instrumented_api):
+    instrumented_api.faults.set(error_rate=0.2, error_codes=(500, 429, 409), cut_watches_after=1.0, seed=11)
     names = [f'fv{pos}' for pos in range(10)]
     for name in names:
         objs.create('virtualmachines', vm_body(name, templates=[(f'{name}-root', IMAGE)]), retries=20)
@@ -387,21 +466,21 @@ def test_converges_under_faults(objs, stand_in):
     try:
         wait_for(all_ready, 60, 'all 10 VMs Ready under faults', interval=0.2)
     finally:
-        stand_in.faults.clear()
+        instrumented_api.faults.clear()
     for name in names:
         assert objs.status('virtualmachineinstances', name)['phase'] == 'Running'
         assert objs.status('datavolumes', f'{name}-root')['phase'] == 'Succeeded'
 
 
-def test_create_answered_by_conflict_is_retried(objs, stand_in):
+def test_create_answered_by_conflict_is_retried(objs, instrumented_api):
     """A 409 Conflict on the DataVolume's POST is not AlreadyExists: the VM must not wait for a disk nobody created."""
-    stand_in.faults.set(error_rate=1.0, error_codes=(409,), methods=('POST',), path_regex=r'/datavolumes$')
+    instrumented_api.faults.set(error_rate=1.0, error_codes=(409,), methods=('POST',), path_regex=r'/datavolumes$')
     try:
         objs.create('virtualmachines', vm_body('cf', templates=[('cf-root', IMAGE)]))
         time.sleep(1.0)  # several reconciles, each answered 409
         assert objs.exists('datavolumes', 'cf-root') is False
     finally:
-        stand_in.faults.clear()
+        instrumented_api.faults.clear()
     wait_for(lambda: vm_ready(objs, 'cf'), IMPORT_DELAY + READY_DELAY + 5, 'VM Ready once the POSTs stop conflicting')
 
 
@@ -431,7 +510,7 @@ def test_stop_joins_every_thread(kube):
 def test_cli_runs_until_sigterm(kube, tmp_path):
     if kube.real:
         pytest.skip('a real cluster runs real KubeVirt')
-    with KubeAPIServer(crd_paths=[DEFAULT_CRD_DIR], bookmark_interval=0.5) as server:
+    with kube.new_api() as server:
         path = server.write_kubeconfig(tmp_path / 'kubeconfig')
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         proc = subprocess.Popen([sys.executable, '-m', 'tests.stack.kubevirt', '--kubeconfig', path, '--ready-delay', '0.2'],

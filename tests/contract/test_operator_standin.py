@@ -273,7 +273,7 @@ def operators(kube, api_client, namespace):
     """Start operators on the test's namespace; stopped after the test, then every finalizer left there is dropped.
 
     Skips on a real cluster, where the real operator may be running."""
-    kube.require_stand_in()
+    kube.require_local('a real operator may be running there')
     started = []
 
     def make(**kwargs):
@@ -466,21 +466,21 @@ def tolerant(check):
     return run
 
 
-def test_eda_converges_through_api_faults(api_client, namespace, operators, eda, stand_in):
+def test_eda_converges_through_api_faults(api_client, namespace, operators, eda, instrumented_api):
     cis = CI(api_client, namespace)
     names = ['f1', 'f2', 'f3']
     eda_operator(operators, eda)
-    since = stand_in.write_log()[-1]['seq'] if stand_in.write_log() else 0
+    since = instrumented_api.write_log()[-1]['seq'] if instrumented_api.write_log() else 0
     # Reads and writes fail a quarter of the time (409/429/500) and watch streams are cut every half second.
-    stand_in.faults.set(error_rate=0.25, error_codes=(409, 429, 500), cut_watches_after=0.5, methods=('GET', 'PUT', 'PATCH'),
-                        path_regex=f'/namespaces/{namespace}/', seed=7)
+    instrumented_api.faults.set(error_rate=0.25, error_codes=(409, 429, 500), cut_watches_after=0.5,
+                                methods=('GET', 'PUT', 'PATCH'), path_regex=f'/namespaces/{namespace}/', seed=7)
     for name in names:
         cis.create(name)
     for name in names:
         wait_for(tolerant(lambda n=name: status_of(cis, n).get('desiredConfigVersion') and
                           [p for p in eda.posts('/create') if p['metadata']['name'] == n]), timeout=20, what=f'{name} status and POST')
-    stand_in.faults.clear()
-    refused = [w for w in stand_in.write_log(since) if w['namespace'] == namespace and w['status'] in (409, 429, 500)]
+    instrumented_api.faults.clear()
+    refused = [w for w in instrumented_api.write_log(since) if w['namespace'] == namespace and w['status'] in (409, 429, 500)]
     assert refused, 'the fault switch refused none of the operator\'s writes'
     for name in names:
         assert [p['metadata']['name'] for p in eda.posts('/create')].count(name) == 1
@@ -606,21 +606,21 @@ def test_aap_unknown_template_is_retried_not_fatal(api_client, namespace, operat
     assert aap.jobs == {}
 
 
-def test_aap_launches_once_through_api_faults(api_client, namespace, operators, aap, stand_in):
+def test_aap_launches_once_through_api_faults(api_client, namespace, operators, aap, instrumented_api):
     aap.scripts[PROVISION_TEMPLATE] = ['running', 'running', 'successful']
     cis = CI(api_client, namespace)
     aap_operator(operators, aap)
-    since = stand_in.write_log()[-1]['seq'] if stand_in.write_log() else 0
-    stand_in.faults.set(error_rate=0.25, error_codes=(409, 429, 500), cut_watches_after=0.5, methods=('GET', 'PUT', 'PATCH'),
-                        path_regex=f'/namespaces/{namespace}/', seed=3)
+    since = instrumented_api.write_log()[-1]['seq'] if instrumented_api.write_log() else 0
+    instrumented_api.faults.set(error_rate=0.25, error_codes=(409, 429, 500), cut_watches_after=0.5,
+                                methods=('GET', 'PUT', 'PATCH'), path_regex=f'/namespaces/{namespace}/', seed=3)
     cis.create('shaky')
     wait_for(tolerant(lambda: (status_of(cis, 'shaky').get('provisionJob') or {}).get('state') == 'Succeeded'), timeout=20,
              what='provision recorded as Succeeded')
     wait_for(tolerant(lambda: mark_reconciled(cis, 'shaky')), timeout=20, what='the annotation written')
     wait_for(tolerant(lambda: cis.delete('shaky')), timeout=20, what='the delete accepted')
     wait_for(tolerant(lambda: get_or_none(cis, 'shaky') is None), timeout=20, what='the instance to go')
-    stand_in.faults.clear()
-    assert [w for w in stand_in.write_log(since) if w['namespace'] == namespace and w['status'] in (409, 429, 500)]
+    instrumented_api.faults.clear()
+    assert [w for w in instrumented_api.write_log(since) if w['namespace'] == namespace and w['status'] in (409, 429, 500)]
     assert len(aap.launched(PROVISION_TEMPLATE)) == 1
     assert len(aap.launched(DEPROVISION_TEMPLATE)) == 1
 
@@ -669,7 +669,7 @@ def test_later_variant_eda_mode_on_osac(api_client, namespace, operators, eda):
 
 # ----------------------------------------------------------------------------- CLI
 def test_cli_runs_until_sigterm(kube, api_client, namespace, eda):
-    kube.require_stand_in()
+    kube.require_local('a real operator may be running there')
     cis = CI(api_client, namespace)
     proc = subprocess.Popen([sys.executable, '-m', 'tests.stack.operator', '--kubeconfig', str(kube.kubeconfig), '--mode', 'eda',
                              '--namespace', namespace, '--create-webhook', eda.url + '/create', '--delete-webhook', eda.url + '/delete',

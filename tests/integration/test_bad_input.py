@@ -205,9 +205,15 @@ bad_images = st.one_of(
                      "x" * 600, "-fedora", "fedora:-1"]),
     st.text(min_size=1, max_size=20).filter(lambda text: not re.fullmatch(r"[A-Za-z0-9._/:@-]*", text)),  # a character no reference has
 )
+# A real ed25519 public key body (type string, then 32 key bytes).
+ED25519_BODY = "AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
 bad_ssh_keys = st.one_of(
     non_strings.filter(lambda value: value not in (0, False, 0.0)),
-    st.sampled_from([" ", "AAAA", "ssh-ed25519", "ssh-ed25519 !!!", "ssh-dsa AAAA", "ssh-ed25519AAAA"]),
+    st.sampled_from([" ", "AAAA", "ssh-ed25519", "ssh-ed25519 !!!", "ssh-dsa AAAA", "ssh-ed25519AAAA",
+                     # well-formed keys whose comment or body could break out of a cloud-config document, or lie about the type
+                     "ssh-ed25519 %s me\u2028ssh_pwauth: true" % ED25519_BODY, "ssh-ed25519 %s me\rssh_pwauth: true" % ED25519_BODY,
+                     "ssh-ed25519 %s a\x00b" % ED25519_BODY, "ssh-ed25519 %s \u202eevil" % ED25519_BODY,
+                     "ssh-ed25519 %s me\u0085x" % ED25519_BODY, "ssh-rsa %s me" % ED25519_BODY, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7 x"]),
     st.text(min_size=1, max_size=20).filter(lambda text: not text.strip().startswith(("ssh-", "ecdsa-", "sk-"))),
 )
 bad_ports = st.one_of(

@@ -13,6 +13,7 @@ from tests.integration.instances import Operator, envelope
 GROUP = "cloudkit.openshift.io"
 RECONCILED = GROUP + "/reconciled-config-version"
 OURS = GROUP + "/computeinstance-aap"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f me@x"
 
 
 def events(api_client, namespace, name):
@@ -25,7 +26,7 @@ def vmi_uid(api_client, namespace, name):
 
 
 def test_create_is_ready_reconciled_and_idempotent(operator, run_job, namespace, api_client):
-    instance = operator.create(namespace, "vm1", {"cpu_cores": 2, "memory": "4Gi", "ssh_public_key": "ssh-ed25519 AAAAC3Nza me@x"})
+    instance = operator.create(namespace, "vm1", {"cpu_cores": 2, "memory": "4Gi", "ssh_public_key": KEY})
     ok(run_job("create_compute_instance.yml", envelope(instance)))
     live = operator.get(namespace, "vm1")
     assert live["metadata"]["annotations"][RECONCILED] == live["status"]["desiredConfigVersion"]
@@ -116,6 +117,23 @@ def test_invalid_parameters_fail_naming_the_field_and_create_nothing(operator, r
     assert live["status"]["phase"] == "Failed"
     assert "spec.templateParameters.cpu_cores" in next(c for c in live["status"]["conditions"] if c["type"] == "Progressing")["message"]
     assert OURS not in live["metadata"]["finalizers"], "nothing was written before validation"
+
+
+@pytest.mark.parametrize("name, limit", [
+    ("x" * 50, "a DNS-1035 label (a Service name) has at most 63"),  # x...x-load-balancer is 64 characters
+    ("x" * 49, "a DNS-1123 label has at most 63"),  # x...x-ssh-public-key is 64 characters
+])
+def test_a_name_kubernetes_would_refuse_fails_before_anything_is_created(operator, run_job, namespace, name, limit):
+    """The API server would refuse the 64-character Service or Secret name halfway through; the job refuses it first."""
+    operator.create(namespace, name, {"ssh_public_key": KEY, "exposed_ports": "22/tcp"})
+    result = failed(run_job("create_compute_instance.yml", envelope(operator.get(namespace, name))))
+    assert "metadata.name" in result.stdout and limit in result.stdout
+    live = operator.get(namespace, name)
+    assert operator.objects(operator.vm_namespace, live["metadata"]["uid"]) == []
+    assert live["status"]["phase"] == "Failed"
+    message = next(c for c in live["status"]["conditions"] if c["type"] == "Progressing")["message"]
+    assert "metadata.name" in message and limit in message and name in message
+    assert RECONCILED not in (live["metadata"].get("annotations") or {})
 
 
 def test_template_off_the_allow_list_runs_nothing(operator, run_job, namespace):

@@ -25,7 +25,6 @@ import pytest
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import ControllerClient
 from tests.integration.instances import Operator
 from tests.stack.controller import ControllerServer
-from tests.stack.kubeapi import DEFAULT_CRD_DIR, KubeAPIServer
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = int(os.environ.get("CLOUDKIT_OVERLAP_RUNS", "50"))
@@ -37,11 +36,9 @@ OURS = "cloudkit.openshift.io/computeinstance-aap"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, kube):
     """API and KubeVirt stand-ins (VMs Ready after 4 s) and a controller whose jobs run our playbooks."""
-    if kube.server is None:
-        pytest.skip("audits the stand-in's write log and launches jobs on the controller stand-in")
     from tests.stack.kubevirt import KubeVirtController
 
-    with KubeAPIServer(crd_paths=[DEFAULT_CRD_DIR]) as api:
+    with kube.new_api() as api:  # the backend under test, with the write log to audit
         kubeconfig = str(api.write_kubeconfig(tmp_path_factory.mktemp("ddp") / "kubeconfig"))
         with KubeVirtController(kubeconfig, ready_delay=4.0, import_delay=0.3), ControllerServer([], project_dir=ROOT / "playbooks") as controller:
             yield api, kubeconfig, _templates(controller, kubeconfig)

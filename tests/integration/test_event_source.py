@@ -252,8 +252,10 @@ def test_a_thousand_instances(kube, namespace, operator):
     run(scenario)
 
 
-def test_relist_after_410_emits_nothing_twice(tmp_path, api_client, caplog):
+def test_relist_after_410_emits_nothing_twice(kube, tmp_path, api_client, caplog):
     """A watch resumed after its history was compacted relists; known needs are not emitted again, gone uids are forgotten."""
+    kube.require_stand_in("a 20-event watch history, to reach 410 Expired, is an option of the stand-in (kube-apiserver keeps minutes "
+                          "of history and compacts etcd every 5 minutes)")
     server = KubeAPIServer(crd_paths=[DEFAULT_CRD_DIR], history=20, bookmark_interval=30).start()
     try:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
@@ -294,19 +296,19 @@ def test_relist_after_410_emits_nothing_twice(tmp_path, api_client, caplog):
         server.stop()
 
 
-def test_cut_streams_and_errors_recover_without_duplicates(kube, namespace, operator, stand_in, caplog):
+def test_cut_streams_and_errors_recover_without_duplicates(kube, namespace, operator, instrumented_api, caplog):
     async def scenario():
         caplog.set_level(logging.INFO, logger="cloudkit.provisioning.computeinstances")
         async with running_source(dict(FAST, kubeconfig=kube.kubeconfig, namespace=namespace)) as events:
             await in_thread(operator.create, namespace, "before")
             await events.action("provision", "before")
-            stand_in.faults.set(cut_watches_after=0.3, error_rate=0.3, error_codes=(500, 429, 503), methods=("GET",), path_regex="computeinstances")
+            instrumented_api.faults.set(cut_watches_after=0.3, error_rate=0.3, error_codes=(500, 429, 503), methods=("GET",), path_regex="computeinstances")
             seen = []
             for number in range(6):
                 await in_thread(operator.create, namespace, "during-%d" % number)
                 seen += await events.action("provision", "during-%d" % number)
                 await asyncio.sleep(0.2)  # let cuts happen between creates
-            stand_in.faults.clear()
+            instrumented_api.faults.clear()
             await in_thread(operator.create, namespace, "after")
             seen += await events.action("provision", "after")
             assert [n for _a, n, _v in actions(seen)] == ["during-%d" % n for n in range(6)] + ["after"]
@@ -315,10 +317,13 @@ def test_cut_streams_and_errors_recover_without_duplicates(kube, namespace, oper
     run(scenario)
 
 
-def test_unauthorized_stops_the_source(stand_in):
+def test_unauthorized_stops_the_source(instrumented_api):
     async def scenario():
         queue = asyncio.Queue()
         with pytest.raises(RuntimeError, match="401"):
-            await computeinstances.main(queue, {"host": stand_in.url, "api_key": "wrong"})
+            options = {"host": instrumented_api.url, "api_key": "wrong"}
+            if instrumented_api.url.startswith("https"):
+                options["ca_cert"] = instrumented_api.ca_file  # the control plane's CA
+            await computeinstances.main(queue, options)
 
     run(scenario)

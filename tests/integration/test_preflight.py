@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.stack.controller.testing import controller_fixture
-from tests.stack.kubeapi import DEFAULT_CRD_DIR, KubeAPIServer
+from tests.stack.kubeapi import DEFAULT_CRD_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 controller = controller_fixture([{"name": "innabox-create-compute-instance", "organization": "innabox", "playbook": "aap_target.yml"}])
@@ -21,11 +21,10 @@ STREAM = "http://innabox-aap-eda-api.aap.svc:8000/api/eda/v1/external_event_stre
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, kube):
-    """A stand-in that serves only the cloudkit group's CRDs, with AAP's EDA API service in namespace aap."""
-    if kube.server is None:
-        pytest.skip("shapes its own cluster (one CRD group only); CLOUDKIT_TEST_KUBECONFIG points at a real cluster")
+    """An API of its own (the backend under test) that serves only the cloudkit group's CRDs, with AAP's EDA API service in
+    namespace aap."""
     crds = [DEFAULT_CRD_DIR / "computeinstances.cloudkit.openshift.io.yaml", DEFAULT_CRD_DIR / "tenants.cloudkit.openshift.io.yaml"]
-    server = KubeAPIServer(crd_paths=crds).start()
+    server = kube.new_api(crd_paths=crds).start()
     kubeconfig = server.write_kubeconfig(tmp_path_factory.mktemp("preflight") / "kubeconfig")
     core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
     core.create_namespace({"metadata": {"name": "aap"}})

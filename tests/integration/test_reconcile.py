@@ -25,8 +25,8 @@ from tests.integration.live_check import differences
 
 GROUP = "cloudkit.openshift.io"
 RECONCILED = GROUP + "/reconciled-config-version"
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFirstKeyOfTheTest first@example.com"
-OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISecondKeyOfTheTest second@example.com"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4/ first@example.com"
+OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEBBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5f second@example.com"
 EXPANDABLE = "expandable"
 REMOVE = object()
 # The kinds whose writes count as "changing the instance's objects" in the write log.
@@ -79,8 +79,8 @@ class Instance:
 
     def vmi_uid(self):
         try:
-            vmi = client.CustomObjectsApi(self.api_client).get_namespaced_custom_object("kubevirt.io", "v1", self.operator.vm_namespace,
-                                                                                          "virtualmachineinstances", self.name)
+            vmi = client.CustomObjectsApi(self.api_client).get_namespaced_custom_object(
+                "kubevirt.io", "v1", self.operator.vm_namespace, "virtualmachineinstances", self.name)
         except client.ApiException as exc:
             if exc.status == 404:
                 return None
@@ -253,7 +253,8 @@ def objects_by_uid(api_client, namespace, instance_uid):
     core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
     found = {("Secret", s.metadata.name): s.metadata.uid for s in core.list_namespaced_secret(namespace, label_selector=selector).items}
     found.update({("Service", s.metadata.name): s.metadata.uid for s in core.list_namespaced_service(namespace, label_selector=selector).items})
-    for kind, group, version, plural in (("DataVolume", "cdi.kubevirt.io", "v1beta1", "datavolumes"), ("VirtualMachine", "kubevirt.io", "v1", "virtualmachines")):
+    for kind, group, version, plural in (("DataVolume", "cdi.kubevirt.io", "v1beta1", "datavolumes"),
+                                         ("VirtualMachine", "kubevirt.io", "v1", "virtualmachines")):
         found.update({(kind, o["metadata"]["name"]): o["metadata"]["uid"]
                       for o in custom.list_namespaced_custom_object(group, version, namespace, plural, label_selector=selector)["items"]})
     return found

@@ -52,8 +52,8 @@ PARALLEL = 8
 # AAP Direct: a job that ended without reconciling is launched again 5 s after it ended.
 OPERATOR_OPTIONS = {'eda': {'resend_after': 180.0}, 'aap': {'resend_after': 5.0}}
 TIMEOUT = 600.0
-KEYS = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReliabilityKeyOne one@example.com',
-        'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReliabilityKeyTwo two@example.com')
+KEYS = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGBhYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ent8fX5/ one@example.com',
+        'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIICBgoOEhYaHiImKi4yNjo+QkZKTlJWWl5iZmpucnZ6f two@example.com')
 # Spec changes that can be applied (a disk can also grow: see grown()).
 VALUES = {'cpu_cores': (1, 2, 3, 4), 'memory': ('1Gi', '2Gi', '3Gi', '4Gi'), 'exposed_ports': ('22/tcp', '22/tcp,80/tcp', '80/tcp,443/tcp', []),
           'ssh_public_key': KEYS}

@@ -1,7 +1,8 @@
 """The whole local stack of `make demo` and the end-to-end tests, in one process.
 
-``LocalStack`` starts, in order: the Kubernetes API stand-in and the KubeVirt stand-in (or, with ``kubeconfig``, uses
-that cluster, which must serve the CRDs in tests/stack/crds and run KubeVirt), the AAP controller stand-in with the two
+``LocalStack`` starts, in order: a Kubernetes API (``api``: the embedded stand-in, or kube-apiserver built from its Go
+module behind the fault-switch proxy; tests/stack/apis.py) and the KubeVirt stand-in as its controller (or, with
+``kubeconfig``, uses that cluster, which must serve the CRDs in tests/stack/crds and run KubeVirt), the AAP controller stand-in with the two
 job templates running this collection's playbooks for real, and ansible-rulebook on ``rulebooks/compute_instance_webhook.yml``
 launching those templates on the controller. ``operator(mode, variant)`` then gives an operator stand-in wired to it:
 EDA mode posts to the rulebook's webhook, AAP Direct launches on the controller.
@@ -19,8 +20,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from . import apis
 from .controller import ControllerServer
-from .kubeapi import DEFAULT_CRD_DIR, KubeAPIServer
 from .operator import Operator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,13 +42,15 @@ class LocalStack:
     """API, KubeVirt, controller and EDA stand-ins (see the module docstring); a context manager.
 
     ``ready_delay``: seconds until a started VM is Ready (the KubeVirt stand-in); ``rulebook``: start ansible-rulebook
-    (EDA mode needs it); ``job_env``: extra environment of every job; ``job_vars``: the job templates' own extra vars.
+    (EDA mode needs it); ``job_env``: extra environment of every job; ``job_vars``: the job templates' own extra vars;
+    ``api``: ``stand-in`` or ``kube-apiserver`` (default: ``CLOUDKIT_TEST_API``, else the stand-in).
     """
 
     def __init__(self, work_dir, kubeconfig: str | None = None, prefix: str = 'innabox', organization: str = 'innabox',
                  ready_delay: float = 3.0, import_delay: float = 0.5, rulebook: bool = True, job_env: dict | None = None,
-                 job_vars: dict | None = None):
+                 job_vars: dict | None = None, api: str | None = None):
         self.work_dir = Path(work_dir)
+        self.api_backend = api or apis.selected()
         self.kubeconfig = kubeconfig
         self.real_cluster = kubeconfig is not None
         self.prefix, self.organization = prefix, organization
@@ -56,7 +59,7 @@ class LocalStack:
         self.job_env = dict(job_env or {})
         self.job_vars = dict(job_vars or {})
         self.webhook_token = 'demo-' + os.urandom(12).hex()
-        self.api: KubeAPIServer | None = None
+        self.api = None  # the KubeAPIServer or ControlPlaneAPI (faults, write_log()) when the stack runs its own
         self.kubevirt = None
         self.controller: ControllerServer | None = None
         self.webhook_port: int | None = None
@@ -71,7 +74,8 @@ class LocalStack:
             if not self.real_cluster:
                 from .kubevirt import KubeVirtController  # pylint: disable=import-outside-toplevel  # imports kubernetes; only here
 
-                self.api = KubeAPIServer(crd_paths=[DEFAULT_CRD_DIR], bookmark_interval=0.5).start()
+                self.api = apis.new_api(self.api_backend, work_dir=self.work_dir / 'kube-apiserver'
+                                        if self.api_backend == apis.KUBE_APISERVER else None).start()
                 self.kubeconfig = str(self.api.write_kubeconfig(self.work_dir / 'kubeconfig'))
                 self.kubevirt = KubeVirtController(self.kubeconfig, ready_delay=self.ready_delay, import_delay=self.import_delay).start()
             self.controller = ControllerServer([], project_dir=ROOT / 'playbooks', work_dir=self.work_dir / 'controller').start()

@@ -10,9 +10,11 @@ operator stand-in in EDA mode, then:
 4. repeats 1 and 3 in AAP Direct mode (the operator launches the job templates itself);
 5. prints a summary (each step, time, jobs launched, overlaps, orphaned objects) and exits 1 if anything did not converge.
 
-With ``KUBECONFIG`` set the Kubernetes part runs on that cluster instead (it must serve the CRDs in tests/stack/crds and
-run KubeVirt); the controller and EDA stand-ins still run here. Overlaps are read from the API stand-in's write log, so
-on a real cluster they show as n/a.
+``--api kube-apiserver`` (``make demo DEMO_API=kube-apiserver``) runs it on kube-apiserver, kube-controller-manager and etcd
+built from their Go modules (``make bootstrap``) instead of the embedded API stand-in. With ``KUBECONFIG`` set the
+Kubernetes part runs on that cluster instead (it must serve the CRDs in tests/stack/crds and
+run KubeVirt); the controller and EDA stand-ins still run here. Overlaps are read from the write log of the API stand-in
+(or of the proxy in front of kube-apiserver), so on a user's cluster they show as n/a.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 import kubernetes
 from kubernetes import client
 
-from . import audit
+from . import apis, audit
 from .demo import desired_config_version
 from .kubevirt.informer import Informer, custom_objects_api, start_synced
 from .local import LocalStack
@@ -409,12 +411,16 @@ def main(argv=None) -> int:
     parser.add_argument('--work-dir', help='where the stack keeps its files (default: a temporary directory)')
     parser.add_argument('--ready-delay', type=float, default=3.0, help='seconds until a started VM is Ready (local stack)')
     parser.add_argument('--timeout', type=float, default=240.0, help='seconds each wait may take')
+    parser.add_argument('--api', choices=apis.BACKENDS, default=apis.selected(),
+                        help='the local Kubernetes API: the embedded stand-in (default) or kube-apiserver built from its Go module '
+                             '(make bootstrap; default from CLOUDKIT_TEST_API)')
     args = parser.parse_args(argv)
     out = sys.stderr if args.json else sys.stdout
     kubeconfig = os.environ.get('KUBECONFIG') or None
     work_dir = args.work_dir or tempfile.mkdtemp(prefix='cloudkit-demo-')
-    print(f'== starting the local stack in {work_dir}' + (f' (Kubernetes: {kubeconfig})' if kubeconfig else ''), file=out, flush=True)
-    with LocalStack(work_dir, kubeconfig=kubeconfig, ready_delay=args.ready_delay) as stack:
+    print(f'== starting the local stack in {work_dir}' + (f' (Kubernetes: {kubeconfig})' if kubeconfig else f' (Kubernetes API: {args.api})'),
+          file=out, flush=True)
+    with LocalStack(work_dir, kubeconfig=kubeconfig, ready_delay=args.ready_delay, api=args.api) as stack:
         scenario = Scenario(stack, out=out, timeout=args.timeout)
         try:
             results = scenario.demo()

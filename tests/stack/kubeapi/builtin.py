@@ -2,23 +2,60 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import itertools
 import re
 from decimal import Decimal
 
+from . import validation
 from .errors import APIError, invalid
 from .store import ResourceType
 
 COMMON_FIELDS = frozenset({'metadata.name', 'metadata.namespace'})
 
 
+def _json_type(value) -> str:
+    """What Go's encoding/json calls a JSON value in its unmarshal errors."""
+    if isinstance(value, bool):
+        return 'bool'
+    if isinstance(value, (int, float)):
+        return 'number'
+    return {list: 'array', dict: 'object'}.get(type(value), 'string')
+
+
+def _string_maps(kind: str, obj: dict, fields) -> None:
+    """map[string]string (and map[string][]byte) fields: anything but strings (or null) is a decode error, as kube-apiserver's
+    JSON decoder says."""
+    for field in fields:
+        go_type = '[]uint8' if field in ('binaryData',) or (kind, field) == ('Secret', 'data') else 'string'
+        value = obj.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise APIError(400, f'{kind} in version "v1" cannot be handled as a {kind}: json: cannot unmarshal {_json_type(value)} into Go '
+                                f'struct field {kind}.{field} of type map[string]{go_type}', 'BadRequest')
+        for val in value.values():
+            if val is not None and not isinstance(val, str):
+                raise APIError(400, f'{kind} in version "v1" cannot be handled as a {kind}: json: cannot unmarshal {_json_type(val)} into '
+                                    f'Go struct field {kind}.{field} of type {go_type}', 'BadRequest')
+
+
+def _config_map(obj: dict, _old: dict | None) -> None:
+    _string_maps('ConfigMap', obj, ('data', 'binaryData'))
+    size = sum(len(v.encode()) for v in (obj.get('data') or {}).values() if v)
+    size += sum(len(base64.b64decode(v)) for v in (obj.get('binaryData') or {}).values() if v)
+    if size > validation.MAX_SECRET_SIZE:
+        raise invalid('ConfigMap', '', obj['metadata'].get('name') or '', [validation.too_long('[]', validation.MAX_SECRET_SIZE)])
+
+
 def _secret(obj: dict, _old: dict | None) -> None:
+    _string_maps('Secret', obj, ('data', 'stringData'))
     # The real server folds stringData into data (base64) and never stores stringData.
     string_data = obj.pop('stringData', None)
     if string_data:
         data = dict(obj.get('data') or {})
         for key, val in string_data.items():
-            data[key] = base64.b64encode(str(val).encode()).decode()
+            data[key] = base64.b64encode((val or '').encode()).decode()
         obj['data'] = data
     for key, val in (obj.get('data') or {}).items():
         try:
@@ -26,6 +63,82 @@ def _secret(obj: dict, _old: dict | None) -> None:
         except (ValueError, TypeError) as exc:
             raise APIError(400, f'illegal base64 data for key "{key}"', 'BadRequest') from exc
     obj.setdefault('type', 'Opaque')
+    if sum(len(base64.b64decode(v)) for v in (obj.get('data') or {}).values() if v) > validation.MAX_SECRET_SIZE:
+        raise invalid('Secret', '', obj['metadata'].get('name') or '', [validation.too_long('data', validation.MAX_SECRET_SIZE)])
+
+
+# metav1.MicroTime and metav1.Time as kube-apiserver decodes them (Go's time.Parse with these layouts) and stores them (UTC).
+_MICRO_LAYOUT = '2006-01-02T15:04:05.000000Z07:00'
+_TIME_LAYOUT = '2006-01-02T15:04:05Z07:00'
+_LAYOUT_ELEMENTS = {  # layout element: (regex of what Go accepts for it)
+    '2006': r'\d{4}', '01': r'\d{2}', '02': r'\d{2}', '15': r'\d{2}', '04': r'\d{2}', '05': r'\d{2}', '.000000': r'\.\d{6}',
+    'Z07:00': r'Z|[+-]\d{2}:\d{2}'}
+
+
+def _go_parse_time(kind: str, value, micro: bool) -> str:
+    """The stored form of a MicroTime (``micro``) or Time field value, or the 400 kube-apiserver answers for it."""
+    layout = _MICRO_LAYOUT if micro else _TIME_LAYOUT
+    elements = ['2006', '-', '01', '-', '02', 'T', '15', ':', '04', ':', '05'] + (['.000000'] if micro else []) + ['Z07:00']
+    prefix = f'{kind} in version "v1" cannot be handled as a {kind}: '
+    if not isinstance(value, str):
+        raise APIError(400, prefix + 'Time.UnmarshalJSON: input is not a JSON string', 'BadRequest')
+    rest = value
+    for element in elements:
+        pattern = _LAYOUT_ELEMENTS.get(element)
+        if not micro and element == 'Z07:00':
+            # Go accepts a fractional second after the seconds even when the layout has none (Time only).
+            frac = re.match(r'\.\d+', rest)
+            rest = rest[frac.end():] if frac else rest
+        match = re.match(pattern, rest) if pattern else (re.match(re.escape(element), rest))
+        if not match:
+            raise APIError(400, prefix + f'parsing time "{value}" as "{layout}": cannot parse "{rest}" as "{element}"', 'BadRequest')
+        rest = rest[match.end():]
+    if rest:
+        raise APIError(400, prefix + f'parsing time "{value}": extra text: "{rest}"', 'BadRequest')
+    try:
+        parsed = datetime.datetime.fromisoformat(value.replace('Z', '+00:00'))
+    except ValueError as exc:
+        raise APIError(400, prefix + f'parsing time "{value}": {exc}', 'BadRequest') from exc
+    parsed = parsed.astimezone(datetime.timezone.utc)
+    return parsed.strftime('%Y-%m-%dT%H:%M:%S.%fZ' if micro else '%Y-%m-%dT%H:%M:%SZ')
+
+
+def _times(kind: str, obj: dict, paths: tuple, micro: bool) -> None:
+    for path in paths:
+        node = obj
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(path[-1]) is not None:
+            node[path[-1]] = _go_parse_time(kind, node[path[-1]], micro)
+
+
+def _lease(obj: dict, _old: dict | None) -> None:
+    # acquireTime and renewTime are MicroTime: exactly six fractional digits, stored in UTC.
+    _times('Lease', obj, (('spec', 'acquireTime'), ('spec', 'renewTime')), micro=True)
+
+
+def _event(obj: dict, _old: dict | None) -> None:
+    _times('Event', obj, (('eventTime',), ('series', 'lastObservedTime')), micro=True)
+    _times('Event', obj, (('firstTimestamp',), ('lastTimestamp',)), micro=False)
+    # kube-apiserver's legacyValidateEvent: the involved object's namespace must be the Event's (an Event without eventTime
+    # may leave it empty in "default"); with eventTime it must be set (but in kube-system), and the reporting fields too.
+    meta = obj.get('metadata') or {}
+    namespace = meta.get('namespace') or ''
+    involved = (obj.get('involvedObject') or {}).get('namespace') or ''
+    causes = []
+    if not obj.get('eventTime'):
+        if (not involved and namespace not in ('', 'default')) or (involved and involved != namespace):
+            causes.append({'reason': 'FieldValueInvalid', 'message': f'Invalid value: "{involved}": does not match event.namespace',
+                           'field': 'involvedObject.namespace'})
+    else:
+        if not involved and namespace != 'kube-system':
+            causes.append({'reason': 'FieldValueInvalid', 'message': f'Invalid value: "{involved}": does not match event.namespace',
+                           'field': 'involvedObject.namespace'})
+        for field in ('reportingComponent', 'reportingInstance', 'action', 'reason'):
+            if not obj.get(field):
+                causes.append({'reason': 'FieldValueRequired', 'message': 'Required value', 'field': field})
+    if causes:
+        raise invalid('Event', '', meta.get('name') or '', causes)
 
 
 def _namespace(obj: dict, old: dict | None) -> None:
@@ -137,8 +250,9 @@ def _pvc(obj: dict, old: dict | None) -> None:
     before = quantity_bytes(_pvc_requests(old_spec).get('storage'))
     after = quantity_bytes(_pvc_requests(spec).get('storage'))
     if before is not None and after is not None and after < before:
-        raise invalid('PersistentVolumeClaim', '', name, [{'reason': 'FieldValueForbidden', 'field': 'spec.resources.requests.storage',
-                                                            'message': 'Forbidden: field can not be less than previous value'}])
+        raise invalid('PersistentVolumeClaim', '', name, [
+            {'reason': 'FieldValueForbidden', 'field': 'spec.resources.requests.storage',
+             'message': 'Forbidden: field can not be less than previous value'}])
 
 
 def _crd(obj: dict, _old: dict | None) -> None:
@@ -156,6 +270,29 @@ def _crd(obj: dict, _old: dict | None) -> None:
     obj['status'] = status
 
 
+# The stand-in's one bearer token is an administrator, as a system:masters user of kube-apiserver is.
+ADMIN_USER_INFO = {'username': 'cloudkit-admin', 'groups': ['system:masters', 'system:authenticated']}
+_MASTERS_REASON = 'RBAC: allowed by ClusterRoleBinding "cluster-admin" of ClusterRole "cluster-admin" to Group "system:masters"'
+
+
+def _self_subject_access_review(body: dict) -> dict:
+    spec = body.get('spec') or {}
+    if bool(spec.get('resourceAttributes')) == bool(spec.get('nonResourceAttributes')):
+        raise APIError(422, 'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: '
+                            '"null": exactly one of nonResourceAttributes or resourceAttributes must be specified', 'Invalid',
+                       {'group': 'authorization.k8s.io', 'kind': 'SelfSubjectAccessReview', 'causes': [{
+                           'reason': 'FieldValueInvalid', 'field': 'spec.resourceAttributes',
+                           'message': 'Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified'}]})
+    return {'kind': 'SelfSubjectAccessReview', 'apiVersion': 'authorization.k8s.io/v1', 'metadata': {'creationTimestamp': None},
+            'spec': spec, 'status': {'allowed': True, 'reason': _MASTERS_REASON}}
+
+
+def _self_subject_review(_body: dict) -> dict:
+    return {'kind': 'SelfSubjectReview', 'apiVersion': 'authentication.k8s.io/v1',
+            'metadata': {'creationTimestamp': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')},
+            'status': {'userInfo': dict(ADMIN_USER_INFO)}}
+
+
 def builtin_types() -> list[ResourceType]:
     """A fresh set of built-in types (each server gets its own Service IP allocator)."""
     return [
@@ -163,7 +300,8 @@ def builtin_types() -> list[ResourceType]:
                      field_selectors=COMMON_FIELDS | {'status.phase'}, normalize=_namespace, returns_deleted_object=True),
         ResourceType('', 'v1', 'Secret', 'secrets', 'secret', True, strategic_merge=True, field_selectors=COMMON_FIELDS | {'type'},
                      normalize=_secret),
-        ResourceType('', 'v1', 'ConfigMap', 'configmaps', 'configmap', True, ['cm'], strategic_merge=True, field_selectors=COMMON_FIELDS),
+        ResourceType('', 'v1', 'ConfigMap', 'configmaps', 'configmap', True, ['cm'], strategic_merge=True, field_selectors=COMMON_FIELDS,
+                     normalize=_config_map),
         ResourceType('', 'v1', 'Service', 'services', 'service', True, ['svc'], ['all'], status_subresource=True, strategic_merge=True,
                      field_selectors=COMMON_FIELDS | {'spec.clusterIP', 'spec.type'}, normalize=_service_defaulter(),
                      returns_deleted_object=True),
@@ -172,10 +310,15 @@ def builtin_types() -> list[ResourceType]:
         ResourceType('', 'v1', 'Event', 'events', 'event', True, ['ev'], strategic_merge=True,
                      field_selectors=COMMON_FIELDS | {'involvedObject.kind', 'involvedObject.namespace', 'involvedObject.name',
                                                       'involvedObject.uid', 'involvedObject.apiVersion', 'involvedObject.resourceVersion',
-                                                      'involvedObject.fieldPath', 'reason', 'reportingComponent', 'source', 'type'}),
-        ResourceType('coordination.k8s.io', 'v1', 'Lease', 'leases', 'lease', True, strategic_merge=True, field_selectors=COMMON_FIELDS),
+                                                      'involvedObject.fieldPath', 'reason', 'reportingComponent', 'source', 'type'},
+                     normalize=_event),
+        ResourceType('coordination.k8s.io', 'v1', 'Lease', 'leases', 'lease', True, strategic_merge=True, field_selectors=COMMON_FIELDS,
+                     normalize=_lease),
         ResourceType('storage.k8s.io', 'v1', 'StorageClass', 'storageclasses', 'storageclass', False, ['sc'], strategic_merge=True,
                      field_selectors=COMMON_FIELDS, normalize=_storage_class),
+        ResourceType('authorization.k8s.io', 'v1', 'SelfSubjectAccessReview', 'selfsubjectaccessreviews', '', False,
+                     review=_self_subject_access_review),
+        ResourceType('authentication.k8s.io', 'v1', 'SelfSubjectReview', 'selfsubjectreviews', '', False, review=_self_subject_review),
         ResourceType('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', 'customresourcedefinition',
                      False, ['crd', 'crds'], ['api-extensions'], status_subresource=True, has_generation=True, field_selectors=COMMON_FIELDS,
                      normalize=_crd),

@@ -78,8 +78,12 @@ def _get_path(obj: dict, dotted: str):
     return '' if cur is None else str(cur)
 
 
-def parse_field_selector(text: str | None, supported: frozenset[str]) -> Predicate | None:
-    """A predicate over the fields the resource type supports; 400 for any other field."""
+def parse_field_selector(text: str | None, supported: frozenset[str], metadata_only: bool = False) -> Predicate | None:
+    """A predicate over the fields the resource type supports; 400 for any other field.
+
+    ``metadata_only``: the type has no field selectors of its own (a built-in kind that kube-apiserver serves with
+    ``DefaultMetaV1FieldSelectorConversion``: ConfigMap, Lease, StorageClass, CRD), which words the 400 differently.
+    """
     if not text or not text.strip():
         return None
     reqs = []
@@ -92,6 +96,8 @@ def parse_field_selector(text: str | None, supported: frozenset[str]) -> Predica
             raise bad_request(f'invalid selector: \'{text}\'; can\'t understand \'{part}\'')
         field, op, val = m.groups()
         if field not in supported:
+            if metadata_only:
+                raise bad_request(f'"{field}" is not a known field selector: only "metadata.name", "metadata.namespace"')
             raise bad_request(f'field label not supported: {field}')
         reqs.append((field, op == '!=', val))
 

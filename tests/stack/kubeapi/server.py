@@ -7,7 +7,6 @@ import hmac
 import json
 import logging
 import random
-import re
 import secrets
 import string
 import time
@@ -19,6 +18,7 @@ import yaml
 from aiohttp import web
 
 from . import patch as patching
+from . import validation
 from .builtin import builtin_types, COMMON_FIELDS, quantity_bytes
 from .errors import (APIError, already_exists, bad_request, conflict, go_string_slice, invalid, not_found, qualified, server_not_found,
                      status_body)
@@ -37,10 +37,6 @@ PVC_KEY = ('', 'persistentvolumeclaims')
 SC_KEY = ('storage.k8s.io', 'storageclasses')
 DV_KEY = ('cdi.kubevirt.io', 'datavolumes')
 CRD_KEY = ('apiextensions.k8s.io', 'customresourcedefinitions')
-_SUBDOMAIN = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')
-_LABEL = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')
-_LABEL_VALUE = re.compile(r'^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$')
-_LABEL_KEY = re.compile(r'^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$')
 _GENERATE_CHARS = 'bcdfghjklmnpqrstvwxz2456789'
 _JSON = 'application/json'
 _MUTATING = frozenset(('POST', 'PUT', 'PATCH', 'DELETE'))
@@ -99,7 +95,7 @@ class KubeAPI:
     # ------------------------------------------------------------------ app
     def make_app(self) -> web.Application:
         """The aiohttp application: one catch-all route, dispatch by path segments."""
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=validation.MAX_REQUEST_BODY)
         app.router.add_route('*', '/{tail:.*}', self.handle)
         app.on_shutdown.append(self._on_shutdown)
         return app
@@ -140,8 +136,14 @@ class KubeAPI:
         path = request.path
         if path in ('/healthz', '/readyz', '/livez'):
             return web.Response(text='ok')
-        auth = request.headers.get('Authorization', '')
-        if not (auth.startswith('Bearer ') and hmac.compare_digest(auth[7:].strip().encode(), self.token.encode())):
+        auth = request.headers.get('Authorization')
+        if auth is None and not path.startswith('/_admin/'):
+            # No credentials: kube-apiserver (anonymous auth on, as in OpenShift) sees system:anonymous, whom RBAC lets read
+            # /version and the health checks only.
+            if path.rstrip('/') in ('/version', '/livez', '/readyz', '/healthz'):
+                return await self._handle_resource(request)
+            return _json_response(self._anonymous_forbidden(request), 403)
+        if not ((auth or '').startswith('Bearer ') and hmac.compare_digest(auth[7:].strip().encode(), self.token.encode())):
             return _json_response(status_body(401, 'Unauthorized', 'Unauthorized'), 401)
         if path.startswith('/_admin/'):
             return await self._admin(request)
@@ -149,6 +151,36 @@ class KubeAPI:
         if request.method in _MUTATING:
             self._log_write(request, resp)
         return resp
+
+    def _anonymous_forbidden(self, request: web.Request) -> dict:
+        """kube-apiserver's RBAC 403 for system:anonymous (its message and details)."""
+        user = 'User "system:anonymous"'
+        segs = [seg for seg in request.path.split('/') if seg]
+        if len(segs) >= 3 and segs[0] == 'api':
+            group, rest = '', segs[2:]
+        elif len(segs) >= 4 and segs[0] == 'apis':
+            group, rest = segs[1], segs[3:]
+        else:
+            return status_body(403, f'forbidden: {user} cannot {request.method.lower()} path "{request.path}"', 'Forbidden', {})
+        watching = rest[0] == 'watch'
+        rest = rest[1:] if watching else rest
+        plural, namespace, name, sub = self._write_target('/'.join([''] + segs[:2 if segs[0] == 'api' else 3] + rest))
+        if plural is None:
+            plural, namespace, name, sub = rest[0], None, None, None
+        method = request.method
+        if method == 'GET':
+            verb = 'get' if name else ('watch' if watching or _truthy(request.query.get('watch')) else 'list')
+        else:
+            verb = {'POST': 'create', 'PUT': 'update', 'PATCH': 'patch'}.get(method) or ('delete' if name else 'deletecollection')
+        resource = f'{plural}/{sub}' if sub else plural
+        scope = f'in the namespace "{namespace}"' if namespace else 'at the cluster scope'
+        target = f'{qualified(plural, group)} "{name}"' if name else qualified(plural, group)
+        details = {'name': name} if name else {}
+        if group:
+            details['group'] = group
+        details['kind'] = plural
+        return status_body(403, f'{target} is forbidden: {user} cannot {verb} resource "{resource}" in API group "{group}" {scope}',
+                           'Forbidden', details)
 
     async def _handle_resource(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -163,6 +195,9 @@ class KubeAPI:
             return await self._dispatch(request)
         except APIError as err:
             return _error_response(err)
+        except web.HTTPRequestEntityTooLarge:
+            return _json_response(status_body(413, f'Request entity too large: limit is {validation.MAX_REQUEST_BODY}', 'RequestEntityTooLarge'),
+                                  413)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug here must still answer like an API server, and be visible in the log
@@ -333,6 +368,10 @@ class KubeAPI:
             raise server_not_found()
         method = request.method
         query = request.query
+        if rtype.review is not None:
+            if method != 'POST' or name is not None or namespace is not None:
+                raise APIError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed', {})
+            return _json_response(rtype.review(await self._read_object(request, rtype)), 201)
         if force_watch and not (method == 'GET' and name is None):
             raise server_not_found()
         if method == 'GET':
@@ -397,8 +436,9 @@ class KubeAPI:
 
     # ---------------------------------------------------------------- list
     def _predicate(self, rtype: ResourceType, query):
+        fields = rtype.field_selectors or COMMON_FIELDS
         return combine(parse_label_selector(query.get('labelSelector')),
-                       parse_field_selector(query.get('fieldSelector'), rtype.field_selectors or COMMON_FIELDS))
+                       parse_field_selector(query.get('fieldSelector'), fields, metadata_only=rtype.schema is None and fields == COMMON_FIELDS))
 
     def _list(self, rtype: ResourceType, namespace: str | None, query) -> web.Response:
         pred = self._predicate(rtype, query)
@@ -435,41 +475,24 @@ class KubeAPI:
                            {'name': name, 'kind': rtype.plural,
                             'causes': [{'reason': 'NamespaceTerminating', 'message': msg, 'field': 'metadata.namespace'}]})
 
-    def _validate_name(self, rtype: ResourceType, name: str) -> None:
-        if rtype.key == NS_KEY:
-            if len(name) > 63 or not _LABEL.match(name):
-                raise invalid(rtype.kind, rtype.group, name, [{
-                    'reason': 'FieldValueInvalid', 'field': 'metadata.name',
-                    'message': f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters '
-                               "or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used "
-                               "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"}])
-        elif len(name) > 253 or not _SUBDOMAIN.match(name):
-            raise invalid(rtype.kind, rtype.group, name, [{
-                'reason': 'FieldValueInvalid', 'field': 'metadata.name',
-                'message': f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '
-                           "'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
-                           "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"}])
-
     @staticmethod
-    def _validate_meta_maps(rtype: ResourceType, meta: dict) -> None:
-        """labels/annotations are map[string]string (400 otherwise, a decode error); label values must be valid (422)."""
+    def _validate_meta(rtype: ResourceType, meta: dict, generate_name: str | None = None) -> None:
+        """ValidateObjectMeta: the name (and generateName) per kind, labels and annotations (400 when not string maps, else 422)."""
         for field in ('labels', 'annotations'):
             value = meta.get(field)
             if value is None:
                 continue
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise bad_request(f'json: cannot unmarshal into Go struct field ObjectMeta.metadata.{field} of type map[string]string')
-        causes = []
-        for key, val in (meta.get('labels') or {}).items():
-            if len(val) > 63 or not _LABEL_VALUE.match(val):
-                causes.append({'reason': 'FieldValueInvalid', 'field': 'metadata.labels',
-                               'message': f'Invalid value: "{val}": a valid label must be an empty string or consist of alphanumeric characters, '
-                                          "'-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
-                                          "'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"})
-            if not _LABEL_KEY.match(key) or len(key.rsplit('/', 1)[-1]) > 63:
-                causes.append({'reason': 'FieldValueInvalid', 'field': 'metadata.labels',
-                               'message': f'Invalid value: "{key}": name part must consist of alphanumeric characters, \'-\', \'_\' or \'.\', '
-                                          'and must start and end with an alphanumeric character'})
+        if rtype.key == NS_KEY:
+            name_validator = validation.is_dns1123_label
+        elif rtype.key == ('', 'services'):
+            name_validator = validation.is_dns1035_label
+        else:
+            name_validator = validation.is_dns1123_subdomain
+        causes = validation.name_causes(name_validator, meta.get('name') or '', generate_name)
+        causes += validation.label_causes(meta.get('labels') or {})
+        causes += validation.annotation_causes(meta.get('annotations') or {})
         if causes:
             raise invalid(rtype.kind, rtype.group, meta.get('name') or '', causes)
 
@@ -491,12 +514,13 @@ class KubeAPI:
             if not prefix:
                 raise invalid(rtype.kind, rtype.group, '', [{'reason': 'FieldValueRequired', 'message': 'Required value: name or generateName is required',
                                                              'field': 'metadata.name'}])
-            name = prefix + ''.join(random.choice(_GENERATE_CHARS) for _pos in range(5))
+            # kube-apiserver's SimpleNameGenerator: at most 58 characters of the prefix, then 5 random ones.
+            base = prefix[:validation.MAX_GENERATED_PREFIX]
+            name = base + ''.join(random.choice(_GENERATE_CHARS) for _pos in range(validation.GENERATED_SUFFIX))
             while self.store.get(rtype.key, namespace, name) is not None:
-                name = prefix + ''.join(random.choice(_GENERATE_CHARS) for _pos in range(5))
+                name = base + ''.join(random.choice(_GENERATE_CHARS) for _pos in range(validation.GENERATED_SUFFIX))
             meta['name'] = name
-        self._validate_name(rtype, name)
-        self._validate_meta_maps(rtype, meta)
+        self._validate_meta(rtype, meta, meta.get('generateName'))
         if rtype.namespaced:
             self._check_namespace(rtype, namespace, name)
         if meta.get('resourceVersion'):
@@ -533,6 +557,9 @@ class KubeAPI:
                 raise invalid(rtype.kind, rtype.group, new['metadata']['name'], causes)
         if rtype.key == CRD_KEY:
             self._crd_type(new)
+        if rtype.schema is not None and len(to_bytes(new)) > validation.MAX_ETCD_REQUEST:
+            # Custom resources are stored as JSON; etcd refuses a request over its 1.5 MiB limit.
+            raise APIError(500, 'etcdserver: request is too large', 'InternalError')
         return new
 
     # -------------------------------------------------------------- update
@@ -574,7 +601,7 @@ class KubeAPI:
                     cmeta.pop(key, None)
             cmeta.pop('managedFields', None)
             cmeta.pop('selfLink', None)
-            self._validate_meta_maps(rtype, cmeta)
+            self._validate_meta(rtype, cmeta)
             new = {'apiVersion': rtype.api_version, 'kind': rtype.kind, 'metadata': cmeta}
             new.update(_without(cand, ('apiVersion', 'kind', 'metadata')))
             if rtype.status_subresource:
@@ -604,8 +631,13 @@ class KubeAPI:
         new_meta['resourceVersion'] = str(self.store.next_rv())
         new_entry = Entry(new, entry.owners if owners is None else owners)
         if new_meta.get('deletionTimestamp') and not new_meta.get('finalizers'):
-            self.store.remove(rtype.key, new_entry)
-            self._after_remove(rtype, new)
+            # Like kube-apiserver: the write that empties the finalizers deletes the stored object instead of updating it, so
+            # watchers get DELETED with the last stored state (finalizers still in it) at the new resourceVersion; the writer
+            # gets its own result.
+            last = json.loads(entry.raw)
+            last['metadata']['resourceVersion'] = new_meta['resourceVersion']
+            self.store.remove(rtype.key, Entry(last, entry.owners))
+            self._after_remove(rtype, last)
             return new_entry
         self.store.put(rtype.key, new_entry, 'MODIFIED', old)
         self._after_write(rtype, new)

@@ -39,6 +39,8 @@ class ResourceType:
     field_selectors: frozenset = frozenset()
     normalize: Callable | None = None
     returns_deleted_object: bool = False
+    # A create-only review (SelfSubjectAccessReview, SelfSubjectReview): answer(body) -> the created object, never stored.
+    review: Callable | None = None
 
     @property
     def api_version(self) -> str:
@@ -52,7 +54,7 @@ class ResourceType:
 
     def discovery(self) -> list[dict]:
         """APIResource entries for /api/v1 or /apis/g/v (the resource and its status subresource)."""
-        verbs = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch']
+        verbs = ['create'] if self.review else ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch']
         main = {'name': self.plural, 'singularName': self.singular, 'namespaced': self.namespaced, 'kind': self.kind, 'verbs': verbs}
         if self.short_names:
             main['shortNames'] = list(self.short_names)

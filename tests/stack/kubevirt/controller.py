@@ -41,14 +41,18 @@ class KubeVirtController:
     """Background threads that make VirtualMachines, VirtualMachineInstances and DataVolumes behave as with KubeVirt and CDI.
 
     ``ready_delay``: seconds from a VMI's appearance to Running; ``import_delay``: seconds from a DataVolume's appearance to
-    Succeeded; ``namespace``: watch only this namespace (None: all).
+    Succeeded; ``stop_delay``: seconds a deleted VMI's guest takes to stop; ``namespace``: watch only this namespace (None:
+    all); ``default_storage_class``: the StorageClass made the cluster's default at start when it has none, as a cluster
+    installer does (None: leave the cluster's classes alone).
     """
 
     def __init__(self, kubeconfig: str | None = None, ready_delay: float = 0.5, import_delay: float = 0.3, namespace: str | None = None,
-                 workers: int = _WORKERS):
+                 workers: int = _WORKERS, stop_delay: float = 0.2, default_storage_class: str | None = 'standard'):
         self.kubeconfig = kubeconfig
         self.ready_delay = float(ready_delay)
         self.import_delay = float(import_delay)
+        self.stop_delay = float(stop_delay)
+        self.default_storage_class = default_storage_class
         self.namespace = namespace
         self._workers = workers
         self._stopping = threading.Event()
@@ -76,6 +80,8 @@ class KubeVirtController:
         if unsynced is not None:
             self.stop()
             raise RuntimeError(f'kubevirt stand-in: could not list {unsynced.plural} within {timeout}s (are the CRDs installed?)')
+        if self.default_storage_class:
+            self._ensure_default_storage_class()
         # Workers start after every cache is full: garbage collection must not mistake "not listed yet" for "gone".
         for pos in range(self._workers):
             thread = threading.Thread(target=self._work, name=f'kubevirt-worker-{pos}')
@@ -268,6 +274,45 @@ class KubeVirtController:
                 return False
         return True
 
+    def _patch_finalizers(self, plural: str, obj: dict, add: str | None = None, remove: tuple = ()) -> None:
+        """Add one finalizer or remove some, as a JSON patch tested against the list it was decided from."""
+        group, version = _API[plural]
+        meta = obj['metadata']
+        before = list(meta.get('finalizers') or [])
+        after = [f for f in before if f not in remove] + ([add] if add and add not in before else [])
+        if after == before:
+            return
+        patch = [{'op': 'test', 'path': '/metadata/uid', 'value': meta['uid']},
+                 {'op': 'test', 'path': '/metadata/finalizers', 'value': before} if meta.get('finalizers') is not None
+                 else {'op': 'test', 'path': '/metadata/resourceVersion', 'value': meta['resourceVersion']},
+                 {'op': 'add', 'path': '/metadata/finalizers', 'value': after}]
+        try:
+            self._api.patch_namespaced_custom_object(group, version, meta['namespace'], plural, meta['name'], patch,
+                                                     _content_type='application/json-patch+json', _request_timeout=REQUEST_TIMEOUT)
+        except client.ApiException as exc:
+            if exc.status in (404, 422):  # gone, or it changed since the cache saw it: its next event brings it back here
+                raise _Gone() from exc
+            raise
+
+    # ------------------------------------------------------- StorageClasses
+    def _storage_classes(self) -> list[dict]:
+        answer = client.StorageV1Api(self._api_client).list_storage_class(_request_timeout=REQUEST_TIMEOUT)
+        return [self._api_client.sanitize_for_serialization(item) for item in answer.items]
+
+    def _ensure_default_storage_class(self) -> None:
+        classes = self._storage_classes()
+        if model.storage_class_problem({'metadata': {'name': ''}, 'spec': {}}, classes) is None:
+            return
+        body = {'apiVersion': 'storage.k8s.io/v1', 'kind': 'StorageClass',
+                'metadata': {'name': self.default_storage_class, 'annotations': {model.DEFAULT_CLASS_ANNOTATION: 'true'}},
+                'provisioner': 'kubevirt.stand-in/local', 'reclaimPolicy': 'Delete', 'volumeBindingMode': 'Immediate',
+                'allowVolumeExpansion': True}
+        try:
+            client.StorageV1Api(self._api_client).create_storage_class(body, _request_timeout=REQUEST_TIMEOUT)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+
     # ---------------------------------------------------------- DataVolume
     def _reconcile_dv(self, namespace: str, name: str) -> float | None:
         dv = self.informers[DV].get(namespace, name)
@@ -276,11 +321,18 @@ class KubeVirtController:
         if self._owner_gone(dv):
             self._delete(DV, dv)
             return None
-        if self.informers[PVC].get(namespace, name) is None:
+        problem = None
+        if ((dv.get('status') or {}).get('phase') or 'Pending') == 'Pending':
+            problem = model.storage_class_problem(dv, self._storage_classes())
+        if problem:
+            with self._lock:  # the import starts only once the PVC can be made
+                self._born[dv['metadata']['uid']] = time.monotonic()
+        elif self.informers[PVC].get(namespace, name) is None:
             self._create_pvc(dv)
-        elapsed = self._elapsed(dv)
+        elapsed = 0.0 if problem else self._elapsed(dv)
         began = time.monotonic()
-        return self._write_status(DV, dv, lambda obj: model.datavolume_status(obj, elapsed + time.monotonic() - began, self.import_delay))
+        return self._write_status(
+            DV, dv, lambda obj: model.datavolume_status(obj, elapsed + time.monotonic() - began, self.import_delay, problem))
 
     # ------------------------------------------------- PersistentVolumeClaim
     def _default_storage_class(self) -> str | None:
@@ -295,8 +347,8 @@ class KubeVirtController:
         class_name = model.dv_storage_class(dv) or self._default_storage_class()
         body = model.pvc_for(dv, class_name)
         try:
-            client.CoreV1Api(self._api_client).create_namespaced_persistent_volume_claim(dv['metadata']['namespace'], body,
-                                                                                          _request_timeout=REQUEST_TIMEOUT, _preload_content=False)
+            client.CoreV1Api(self._api_client).create_namespaced_persistent_volume_claim(
+                dv['metadata']['namespace'], body, _request_timeout=REQUEST_TIMEOUT, _preload_content=False)
         except client.ApiException as exc:
             if not (exc.status == 409 and _status_of(exc).get('reason') == 'AlreadyExists'):
                 raise
@@ -311,9 +363,8 @@ class KubeVirtController:
             return None
         body = dict(pvc, status=status)
         try:
-            client.CoreV1Api(self._api_client).replace_namespaced_persistent_volume_claim_status(name, namespace, body,
-                                                                                                  _request_timeout=REQUEST_TIMEOUT,
-                                                                                                  _preload_content=False)
+            client.CoreV1Api(self._api_client).replace_namespaced_persistent_volume_claim_status(
+                name, namespace, body, _request_timeout=REQUEST_TIMEOUT, _preload_content=False)
         except client.ApiException as exc:
             if exc.status == 409:
                 raise _Gone() from exc  # a newer version of the claim is on its way through the watch, which requeues it
@@ -340,8 +391,10 @@ class KubeVirtController:
 
     def _reconcile_vmi(self, namespace: str, name: str) -> float | None:
         vmi = self.informers[VMI].get(namespace, name)
-        if vmi is None or vmi['metadata'].get('deletionTimestamp'):
+        if vmi is None:
             return None
+        if vmi['metadata'].get('deletionTimestamp'):
+            return self._finalize_vmi(vmi)
         owners = model.vm_owners(vmi)
         vm = self.informers[VM].get(namespace, owners[0]['name']) if owners else None
         if owners and self._owner_gone(vmi):
@@ -355,12 +408,38 @@ class KubeVirtController:
         address = self._ip_for(vmi['metadata']['uid'])
         return self._write_status(VMI, vmi, lambda obj: model.vmi_status(obj, elapsed + time.monotonic() - began, delay, failure, address))
 
+    def _finalize_vmi(self, vmi: dict) -> float | None:
+        """A deleted VMI: its guest stops (``stop_delay``), phase Succeeded, then KubeVirt's finalizers go and the API removes it."""
+        meta = vmi['metadata']
+        with self._lock:
+            stopping = self._born.setdefault('stop:' + meta['uid'], time.monotonic())
+        remaining = self.stop_delay - (time.monotonic() - stopping)
+        if remaining > 0:
+            return remaining
+        if ((vmi.get('status') or {}).get('phase')) not in ('Succeeded', 'Failed'):
+            def stopped(obj):
+                status = dict(obj.get('status') or {}, phase='Succeeded')
+                status['conditions'] = model.merge_conditions(status.get('conditions'), [
+                    {'type': 'Ready', 'status': 'False', 'reason': 'PodTerminating', 'message': 'the guest was shut down'}])
+                status.pop('interfaces', None)
+                return status, None
+            self._write_status(VMI, vmi, stopped)
+            return 0.01
+        self._patch_finalizers(VMI, vmi, remove=(model.VM_CONTROLLER_FINALIZER, model.VMI_FINALIZER))
+        with self._lock:
+            self._born.pop('stop:' + meta['uid'], None)
+        return None
+
     # ------------------------------------------------------- VirtualMachine
     def _reconcile_vm(self, namespace: str, name: str) -> float | None:
         vm = self.informers[VM].get(namespace, name)
         if vm is None:
             return None  # its VMI and DataVolumes are collected by their own reconciles (queued by _on_vm)
         uid = vm['metadata']['uid']
+        deleting = bool(vm['metadata'].get('deletionTimestamp'))
+        if not deleting and model.VM_CONTROLLER_FINALIZER not in (vm['metadata'].get('finalizers') or []):
+            self._patch_finalizers(VM, vm, add=model.VM_CONTROLLER_FINALIZER)
+            return None  # the patch's own event brings the VM back
         for template in (vm.get('spec') or {}).get('dataVolumeTemplates') or []:
             tname = ((template or {}).get('metadata') or {}).get('name')
             if tname and self.informers[DV].get(namespace, tname) is None and not vm['metadata'].get('deletionTimestamp'):
@@ -377,9 +456,13 @@ class KubeVirtController:
         if foreign:
             vmi = None  # left by an earlier VM of this name: its garbage collection (VMI reconcile) makes room
         strategy = model.run_strategy(vm)
-        deleting = bool(vm['metadata'].get('deletionTimestamp'))
+        if deleting and vmi is None and self._get(VMI, namespace, name) is None:
+            # The VM goes only after its VMI has stopped and is gone.
+            self._patch_finalizers(VM, vm, remove=(model.VM_CONTROLLER_FINALIZER,))
+            return None
         if vmi is not None and (deleting or strategy not in model.RUNNING_STRATEGIES + ('Manual',)):
-            self._delete(VMI, vmi)
+            if not vmi['metadata'].get('deletionTimestamp'):
+                self._delete(VMI, vmi)
         elif vmi is None and not foreign and not deleting and strategy in model.RUNNING_STRATEGIES and volumes == 'ready':
             vmi = self._create(VMI, model.vmi_body(vm)) or self.informers[VMI].get(namespace, name)
         failure = model.failure_mode(vm, vmi, dvs)

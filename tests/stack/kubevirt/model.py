@@ -14,6 +14,11 @@ FAIL_MODES = (ERR_IMAGE_PULL, CRASH_LOOP, NEVER_READY)
 IMAGE_PULL_FAILED = 'ImagePullFailed'
 NODE_NAME = 'node01'
 RUNNING_STRATEGIES = ('Always', 'RerunOnFailure', 'Once')
+# KubeVirt's finalizers: the VM controller's, on VMs and on the VMIs it creates (virtv1.VirtualMachineControllerFinalizer), and the
+# VMI controller's, held until the guest has stopped and its pod is gone (virtv1.VirtualMachineInstanceFinalizer).
+VM_CONTROLLER_FINALIZER = 'kubevirt.io/virtualMachineControllerFinalize'
+VMI_FINALIZER = 'foregroundDeleteVirtualMachine'
+DEFAULT_CLASS_ANNOTATION = 'storageclass.kubernetes.io/is-default-class'
 
 DV_PHASES = ('Pending', 'ImportScheduled', 'ImportInProgress', 'Succeeded')
 VMI_PHASES = ('Pending', 'Scheduling', 'Scheduled', 'Running', 'Succeeded', 'Failed')
@@ -95,10 +100,35 @@ def _not_before(phases: tuple, current: str | None, target: str) -> str:
 
 
 # ------------------------------------------------------------------ DataVolume
-def datavolume_status(dv: dict, elapsed: float, import_delay: float) -> tuple[dict, float | None]:
+def storage_class_problem(dv: dict, classes: list[dict]) -> tuple[str, str] | None:
+    """(reason, message) when CDI could not create the DataVolume's PVC for want of a StorageClass, else None.
+
+    CDI resolves an empty ``storageClassName`` to the cluster's default class; with none, or a class that does not exist,
+    the DataVolume stays Pending (CDI issues #1802, #2186; the event ``ErrClaimNotValid``, "... no storageClass to choose
+    profile"), and it is reconciled again once such a class appears (CDI PR #2861).
+    """
+    spec = dv.get('spec') or {}
+    storage = spec.get('storage') or spec.get('pvc') or {}
+    wanted = storage.get('storageClassName')
+    names = {c['metadata']['name'] for c in classes}
+    if wanted:
+        if wanted in names:
+            return None
+        return 'Pending', f'PVC {dv["metadata"]["name"]} Pending: storageclass.storage.k8s.io "{wanted}" not found'
+    if any(((c['metadata'].get('annotations') or {}).get(DEFAULT_CLASS_ANNOTATION) or '').lower() == 'true' for c in classes):
+        return None
+    return 'ErrClaimNotValid', 'DataVolume.storage spec is missing accessMode and no storageClass to choose profile'
+
+
+def datavolume_status(dv: dict, elapsed: float, import_delay: float, storage_problem: tuple[str, str] | None = None
+                      ) -> tuple[dict, float | None]:
     """(status, seconds until the next change) of a DataVolume that appeared ``elapsed`` seconds ago."""
     name = dv['metadata']['name']
     old = dv.get('status') or {}
+    if storage_problem is not None and (old.get('phase') in (None, 'Pending')):
+        reason, message = storage_problem
+        conditions = [_cond('Bound', False, reason, message), _cond('Ready', False, '', ''), _cond('Running', False, 'Pending', '')]
+        return {'phase': 'Pending', 'progress': 'N/A', 'conditions': merge_conditions(old.get('conditions'), conditions)}, 1.0
     source = (dv.get('spec') or {}).get('source') or {}
     image = dv_image(dv)
     failing = image_failure(image) == ERR_IMAGE_PULL
@@ -129,9 +159,6 @@ def datavolume_status(dv: dict, elapsed: float, import_delay: float) -> tuple[di
     if failing and phase == 'ImportInProgress':
         status['restartCount'] = 1
     return status, wait
-
-
-DEFAULT_CLASS_ANNOTATION = 'storageclass.kubernetes.io/is-default-class'
 
 
 def dv_storage(dv: dict) -> dict:
@@ -223,7 +250,7 @@ def vmi_body(vm: dict) -> dict:
     tmeta = template.get('metadata') or {}
     body = {'apiVersion': 'kubevirt.io/v1', 'kind': 'VirtualMachineInstance',
             'metadata': {'name': meta['name'], 'namespace': meta['namespace'],
-                         'ownerReferences': [owner_reference(vm)]},
+                         'ownerReferences': [owner_reference(vm)], 'finalizers': [VM_CONTROLLER_FINALIZER, VMI_FINALIZER]},
             'spec': copy.deepcopy(template.get('spec') or {})}
     for field in ('labels', 'annotations'):
         if tmeta.get(field):

@@ -326,7 +326,7 @@ def test_server_errors_retry_reads_but_never_launches():
 
 @pytest.mark.parametrize("status, cls", [(400, aap.BadRequest), (403, aap.Forbidden), (409, aap.Conflict), (500, aap.ServerError)])
 def test_typed_errors(status, cls):
-    controller, _opener, _clock = client(*[http_error("u", status, {"detail": "nope"}) for _ in range(5)])
+    controller, _opener, _clock = client(*[http_error("u", status, {"detail": "nope"}) for attempt in range(5)])
     with pytest.raises(cls, match="HTTP %d: nope" % status):
         controller.get("ping/")
 

@@ -78,7 +78,7 @@ def test_seed_defaults_match_upstream():
 
 
 def test_seed_parameters_are_parsed():
-    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7 user@host"
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f user@host"
     spec = {"templateParameters": json.dumps({"cpu_cores": "4", "memory": "4Gi", "disk_size": "20Gi", "image": "docker://quay.io/x/y:1",
                                               "ssh_public_key": key, "cloud_init": "#cloud-config\n", "exposed_ports": "22/tcp,8080/udp,22"})}
     params = vm_parameters(spec)
@@ -91,7 +91,7 @@ def test_seed_parameters_are_parsed():
 
 def test_typed_fields_win_over_template_parameters():
     spec = {"templateParameters": json.dumps({"cpu_cores": 2, "memory": "2Gi"}), "cores": 6, "memoryGiB": 12, "bootDisk": {"sizeGiB": 40},
-            "image": {"sourceRef": "quay.io/containerdisks/centos-stream:9"}, "runStrategy": "Halted", "sshKey": "ssh-rsa AAAAB3Nz",
+            "image": {"sourceRef": "quay.io/containerdisks/centos-stream:9"}, "runStrategy": "Halted", "sshKey": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAABQDDESIz",
             "userDataSecretRef": {"name": "ud"}, "additionalDisks": [{"sizeGiB": 5}, {"sizeGiB": 7}]}
     params = vm_parameters(spec)
     assert (params["cores"], params["memory"], params["disk_size"], params["run_strategy"]) == (6, "12Gi", "40Gi", "Halted")

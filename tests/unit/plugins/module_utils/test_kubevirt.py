@@ -18,7 +18,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt imp
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.reconcile import ABSENT, diff
 
 LABELS = {"cloudkit.openshift.io/computeinstance": "vm1", "cloudkit.openshift.io/computeinstance-uuid": "u-1"}
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7 me@host"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f me@host"
 
 
 def by_kind(objects):
@@ -104,8 +104,8 @@ def test_removing_the_key_and_closing_ports_removes_the_fields_and_keeps_foreign
 def test_service_ports_ignore_and_keep_the_node_ports():
     service = by_kind(build_objects("vm1", "ns", LABELS, vm_parameters({"templateParameters": '{"exposed_ports": "22/tcp,8080/tcp"}'})))
     desired = service[("Service", "vm1-load-balancer")]
-    live = {"metadata": dict(desired["metadata"]), "spec": dict(desired["spec"], clusterIP="10.0.0.1",
-                                                                 ports=[dict(p, nodePort=30000 + p["port"] % 1000) for p in desired["spec"]["ports"]])}
+    ports = [dict(p, nodePort=30000 + p["port"] % 1000) for p in desired["spec"]["ports"]]
+    live = {"metadata": dict(desired["metadata"]), "spec": dict(desired["spec"], clusterIP="10.0.0.1", ports=ports)}
     assert diff(live, owned_fields(desired)) == ([], []), "node ports are the API server's"
     fewer = by_kind(build_objects("vm1", "ns", LABELS, vm_parameters({"templateParameters": '{"exposed_ports": "22/tcp"}'})))
     ops, _changes = diff(live, owned_fields(fewer[("Service", "vm1-load-balancer")]))

@@ -114,7 +114,7 @@ def test_a_provisioned_instance_reads_before_it_writes(fake):
     assert [a["action"] for a in outcome.changes] == ["unchanged"] * 4
 
 
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7 me@host"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f me@host"
 
 
 def test_objects_the_spec_no_longer_wants_are_deleted_exactly(fake):
