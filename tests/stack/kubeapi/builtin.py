@@ -252,7 +252,7 @@ def _pvc(obj: dict, old: dict | None) -> None:
     if before is not None and after is not None and after < before:
         raise invalid('PersistentVolumeClaim', '', name, [
             {'reason': 'FieldValueForbidden', 'field': 'spec.resources.requests.storage',
-             'message': 'Forbidden: field can not be less than previous value'}])
+             'message': 'Forbidden: field can not be less than status.capacity'}])
 
 
 def _crd(obj: dict, _old: dict | None) -> None:
