@@ -59,7 +59,7 @@ contract:
 integration: sync
 	CLOUDKIT_TEST_API=$(TEST_API) $(BIN)/python -m pytest tests/integration
 
-## make reliability: faults and 200 randomized interleavings through the whole stack (CLOUDKIT_INTERLEAVINGS to change the count)
+## make reliability: faults and 80 randomized interleavings through the whole stack (CLOUDKIT_INTERLEAVINGS to change the count)
 reliability: sync
 	CLOUDKIT_TEST_API=$(TEST_API) $(BIN)/python -m pytest tests/reliability
 

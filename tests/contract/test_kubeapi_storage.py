@@ -23,14 +23,6 @@ from tests.contract.helpers import error_body
 CDI = ('cdi.kubevirt.io', 'v1beta1')
 
 
-@pytest.fixture
-def local_stack(kube):
-    """The local stack's API (stand-in or kube-apiserver); skips on a user's cluster, whose provisioner binds claims."""
-    if kube.real:
-        pytest.skip("binds claims by writing their status; a user's cluster binds them with its provisioner")
-    return kube
-
-
 def _status_of(call) -> tuple[int, dict]:
     with pytest.raises(client.ApiException) as info:
         call()
@@ -72,8 +64,8 @@ def _resize(api_client, namespace, name, size):
     return client.CoreV1Api(api_client).patch_namespaced_persistent_volume_claim(name, namespace, {'spec': {'resources': {'requests': {'storage': size}}}})
 
 
-def test_claim_grows_only_when_its_storage_class_allows_expansion(local_stack, api_client, namespace, storage_class):
-    del local_stack
+def test_claim_grows_only_when_its_storage_class_allows_expansion(instrumented_api, api_client, namespace, storage_class):
+    del instrumented_api
     expandable, fixed = storage_class(True), storage_class(None)
     _bound_claim(api_client, namespace, 'grows', expandable)
     grown = _resize(api_client, namespace, 'grows', '2Gi')
@@ -86,10 +78,10 @@ def test_claim_grows_only_when_its_storage_class_allows_expansion(local_stack, a
     assert client.CoreV1Api(api_client).read_namespaced_persistent_volume_claim('fixed', namespace).spec.resources.requests['storage'] == '1Gi'
 
 
-def test_claim_never_shrinks_below_its_capacity_and_its_spec_is_otherwise_immutable(local_stack, api_client, namespace, storage_class):
+def test_claim_never_shrinks_below_its_capacity_and_its_spec_is_otherwise_immutable(instrumented_api, api_client, namespace, storage_class):
     """1.33 (RecoverVolumeExpansionFailure): a request may go back down only to recover from an expansion that did not
     happen, staying above status.capacity; a disk's claim never goes below what it has."""
-    del local_stack
+    del instrumented_api
     _bound_claim(api_client, namespace, 'c1', storage_class(True), size='2Gi')
     code, body = _status_of(lambda: _resize(api_client, namespace, 'c1', '1Gi'))
     assert code == 422 and body['details']['causes'][0]['field'] == 'spec.resources.requests.storage'
@@ -103,8 +95,8 @@ def test_claim_never_shrinks_below_its_capacity_and_its_spec_is_otherwise_immuta
     assert code == 422 and 'spec is immutable after creation' in body['message']
 
 
-def test_unbound_claim_cannot_be_resized(local_stack, api_client, namespace, storage_class):
-    del local_stack
+def test_unbound_claim_cannot_be_resized(instrumented_api, api_client, namespace, storage_class):
+    del instrumented_api
     core = client.CoreV1Api(api_client)
     core.create_namespaced_persistent_volume_claim(namespace, {
         'metadata': {'name': 'pending'},
@@ -114,9 +106,9 @@ def test_unbound_claim_cannot_be_resized(local_stack, api_client, namespace, sto
     assert code == 422
 
 
-@pytest.mark.stand_in_only(reason="CDI's validating webhook keeps a DataVolume's spec as created; the stand-in plays it, the tests' "
-                                   'control plane runs no CDI')
-def test_datavolume_spec_is_immutable_and_its_metadata_is_not(api_client, namespace):
+@pytest.mark.stand_in_only(reason="CDI's validating webhook refuses DataVolume spec changes; the test control plane runs no CDI")
+def test_datavolume_spec_is_immutable_and_its_metadata_is_not(instrumented_api, api_client, namespace):
+    del instrumented_api
     custom = client.CustomObjectsApi(api_client)
     body = {'apiVersion': 'cdi.kubevirt.io/v1beta1', 'kind': 'DataVolume', 'metadata': {'name': 'dv1'},
             'spec': {'source': {'registry': {'url': 'docker://quay.io/containerdisks/fedora:40'}},
