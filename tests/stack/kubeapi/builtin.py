@@ -252,8 +252,9 @@ def _pvc(obj: dict, old: dict | None) -> None:
     after = quantity_bytes(_pvc_requests(spec).get('storage'))
     capacity = quantity_bytes(((old.get('status') or {}).get('capacity') or {}).get('storage'))
     if before is not None and after is not None and after < before and (capacity is None or after <= capacity):
-        raise invalid('PersistentVolumeClaim', '', name, [{'reason': 'FieldValueForbidden', 'field': 'spec.resources.requests.storage',
-                                                            'message': 'Forbidden: field can not be less than status.capacity'}])
+        raise invalid('PersistentVolumeClaim', '', name, [
+            {'reason': 'FieldValueForbidden', 'field': 'spec.resources.requests.storage',
+             'message': 'Forbidden: field can not be less than status.capacity'}])
 
 
 def _crd(obj: dict, _old: dict | None) -> None:
