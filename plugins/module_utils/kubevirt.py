@@ -10,12 +10,14 @@ the instance labels, so a delete can find everything even without the Tenant.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 
 from ansible.module_utils.common.yaml import yaml_dump
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import quantity_bytes
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.reconcile import ABSENT, OwnedField, get_path
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.reconcile import ABSENT, OwnedField, field_name, get_path
 
 SECRET = STATIC_RESOURCES[("v1", "Secret")]
 SERVICE = STATIC_RESOURCES[("v1", "Service")]
@@ -74,8 +76,18 @@ def _metadata(name, namespace, labels):
     return {"name": name, "namespace": namespace, "labels": dict(labels)}
 
 
-def build_objects(instance_name, namespace, labels, params, storage_class=None):
-    """[(Resource, manifest)] for one instance, in creation order (secrets and disks before the VM)."""
+def boot_inputs_hash(secrets):
+    """A short hash of the Secrets a VM reads when it boots (their data), for the boot-inputs template annotation."""
+    text = json.dumps([manifest["data"] for manifest in secrets], sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def build_objects(instance_name, namespace, labels, params, storage_class=None, boot_inputs_annotation=None):
+    """[(Resource, manifest)] for one instance, in creation order (secrets and disks before the VM).
+
+    With `boot_inputs_annotation`, the VM's template carries that annotation with a hash of its cloud-init and SSH key
+    Secrets: new content in them is a template change, which a running VMI shows it lacks (vmi_outdated).
+    """
     names = object_names(instance_name)
     objects = []
     if params.get("user_data_secret_ref") is None:
@@ -106,7 +118,11 @@ def build_objects(instance_name, namespace, labels, params, storage_class=None):
             "metadata": _metadata(disk_name, namespace, labels),
             "spec": {"source": source, "storage": storage},
         }))
-    objects.append((VIRTUAL_MACHINE, virtual_machine(instance_name, namespace, labels, params, user_data_secret, [d[0] for d in disks])))
+    vm = virtual_machine(instance_name, namespace, labels, params, user_data_secret, [d[0] for d in disks])
+    if boot_inputs_annotation:
+        vm["spec"]["template"]["metadata"]["annotations"] = {
+            boot_inputs_annotation: boot_inputs_hash([manifest for resource, manifest in objects if resource is SECRET])}
+    objects.append((VIRTUAL_MACHINE, vm))
     if params.get("exposed_ports"):
         objects.append((SERVICE, {
             "apiVersion": "v1", "kind": "Service",
@@ -185,9 +201,9 @@ OWNED_PATHS = {
 IGNORED_IN = {("spec", "ports"): ("nodePort",)}
 
 
-def owned_fields(manifest, annotation_keys=()):
-    """[OwnedField] of a desired manifest: its labels, the owned paths of its kind, and the given annotations (ABSENT
-    when the manifest does not carry them, so they are removed)."""
+def owned_fields(manifest, annotation_keys=(), template_annotation_keys=()):
+    """[OwnedField] of a desired manifest: its labels, the owned paths of its kind, and the given annotations (of the
+    object, and of a VM's template; ABSENT when the manifest does not carry them, so they are removed)."""
     metadata = manifest["metadata"]
     fields = [OwnedField(("metadata", "labels", key), value) for key, value in sorted((metadata.get("labels") or {}).items())]
     for key in annotation_keys:
@@ -195,14 +211,49 @@ def owned_fields(manifest, annotation_keys=()):
     if manifest["kind"] == "VirtualMachine":
         template_labels = get_path(manifest, ("spec", "template", "metadata", "labels")) or {}
         fields += [OwnedField(("spec", "template", "metadata", "labels", key), value) for key, value in sorted(template_labels.items())]
+        template_annotations = get_path(manifest, ("spec", "template", "metadata", "annotations")) or {}
+        fields += [OwnedField(("spec", "template", "metadata", "annotations", key), template_annotations.get(key, ABSENT))
+                   for key in template_annotation_keys]
     for path in OWNED_PATHS[manifest["kind"]]:
         fields.append(OwnedField(path, get_path(manifest, path), ignore=IGNORED_IN.get(path, ())))
     return fields
 
 
 def template_changed(changes):
-    """Whether applied changes touch the VM's template spec (what a running VM sees only after a restart)."""
-    return any(change.path[:len(_TEMPLATE_SPEC)] == _TEMPLATE_SPEC for change in changes)
+    """Whether applied changes touch the VM's template (what a running VM sees only after a restart)."""
+    return any(change.path[:2] == ("spec", "template") for change in changes)
+
+
+def _contains(live, desired):
+    """Whether `live` has every field of `desired` with the same value (lists element by element, same length): a
+    VirtualMachineInstance gets defaults added to what its VM's template says."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(_contains(live.get(key), value) for key, value in desired.items())
+    if isinstance(desired, list):
+        return isinstance(live, list) and len(live) == len(desired) and all(_contains(a, b) for a, b in zip(live, desired))
+    return live == desired
+
+
+# The template fields a running VirtualMachineInstance must carry (its spec is the template's spec when it started).
+_VMI_SPEC_FIELDS = [path[len(_TEMPLATE_SPEC):] for path in OWNED_PATHS["VirtualMachine"] if path[:len(_TEMPLATE_SPEC)] == _TEMPLATE_SPEC]
+
+
+def vmi_outdated(vmi, vm_manifest, annotation_keys=()):
+    """The fields of the desired VM template that a running VirtualMachineInstance does not carry, as names of template
+    fields (empty: it runs the desired template). The given template annotations are compared too, when the VMI has them."""
+    template = vm_manifest["spec"]["template"]
+    stale = []
+    for path in _VMI_SPEC_FIELDS:
+        desired, live = get_path(template.get("spec") or {}, path), get_path((vmi or {}).get("spec") or {}, path)
+        if (desired is ABSENT and live not in (ABSENT, None, [], {})) or (desired is not ABSENT and not _contains(live, desired)):
+            stale.append(field_name(_TEMPLATE_SPEC + path))
+    for key in annotation_keys:
+        desired = ((template.get("metadata") or {}).get("annotations") or {}).get(key)
+        live = (((vmi or {}).get("metadata") or {}).get("annotations") or {}).get(key)
+        # A VMI without it started before its VM carried it: not known to be stale (no restart just for an upgrade).
+        if live is not None and desired != live:
+            stale.append(field_name(("spec", "template", "metadata", "annotations", key)))
+    return stale
 
 
 def _storage(dv):

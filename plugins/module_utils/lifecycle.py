@@ -42,6 +42,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt imp
     owned_fields,
     template_changed,
     vm_state,
+    vmi_outdated,
     vmi_ready,
 )
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.reconcile import ABSENT, OwnedField
@@ -248,7 +249,9 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
         live[resource.kind] = dict((obj["metadata"]["name"], obj) for obj in client.list(resource, namespace, label_selector=selector)["items"])
     classes = storage_classes_of(client)
     default_class = storage_class or (default_storage_class(classes) if classes is not None else None)
-    objects = build_objects(instance.name, namespace, labels, params, default_class)
+    boot_key = names.boot_inputs_annotation
+    objects = build_objects(instance.name, namespace, labels, params, default_class, boot_inputs_annotation=boot_key)
+    vm_manifest = next(manifest for resource, manifest in objects if resource is VIRTUAL_MACHINE)
     disk_fields = _disk_fields(instance, objects)
     annotation = names.requested_storage_annotation
 
@@ -299,7 +302,9 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
                 outcome.record(manifest, "created")
                 vm = created if resource is VIRTUAL_MACHINE else vm
                 continue
-        keys = ()
+        keys, template_keys = (), ()
+        if resource is VIRTUAL_MACHINE:
+            template_keys = (boot_key,)
         if resource is DATA_VOLUME:
             keys = (annotation,)
             claim, plan = plans[name]
@@ -310,7 +315,7 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
                 claim_fields = [OwnedField(("spec", "resources", "requests", "storage"), plan.claim_size)]
                 _grown, changes = reconcile.apply(client, PERSISTENT_VOLUME_CLAIM, name, namespace, claim, claim_fields, check_mode)
                 outcome.record(dict(claim, kind=PERSISTENT_VOLUME_CLAIM.kind), "updated" if changes else "unchanged", changes)
-        after, changes = reconcile.apply(client, resource, name, namespace, current, owned_fields(manifest, keys), check_mode)
+        after, changes = reconcile.apply(client, resource, name, namespace, current, owned_fields(manifest, keys, template_keys), check_mode)
         outcome.record(dict(manifest, metadata=dict(manifest["metadata"], namespace=namespace)), "updated" if changes else "unchanged", changes)
         if resource is VIRTUAL_MACHINE:
             vm_existed = True
@@ -331,10 +336,12 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
     running = params.get("run_strategy", "Always") != "Halted"
     restart_at = restart_requested(instance)
     old_vmi = client.get_or_none(VIRTUAL_MACHINE_INSTANCE, instance.name, namespace) if vm_existed and running else None
-    spec_changed = template_was_changed or boot_secrets_changed
-    what = " and ".join((["VirtualMachine template"] if template_was_changed else [])
-                        + (["its cloud-init/SSH key Secret"] if boot_secrets_changed else []))
-    if old_vmi is not None and (restart_at or (spec_changed and restart_on_spec_change)):
+    # Whether the running VMI carries the desired template is read off the VMI itself, not from what this run changed:
+    # a run that stopped between the VM's patch and the restart leaves a VMI that the next run still restarts.
+    stale = vmi_outdated(old_vmi, vm_manifest, (boot_key,)) if old_vmi is not None else []
+    if old_vmi is not None and boot_secrets_changed and not stale:
+        stale = ["its cloud-init/SSH key Secret"]
+    if old_vmi is not None and (restart_at or (stale and restart_on_spec_change)):
         # Deleting the VMI is what a KubeVirt restart does; the VM controller starts a new one.
         if not check_mode:
             try:
@@ -342,10 +349,14 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
             except NotFound:
                 pass
         outcome.restarted_at = restart_at or _utc_now()
-        if spec_changed and not restart_at:
-            outcome.notes.append("%s changed: restarted to apply it" % what)
-    elif spec_changed and running:
-        outcome.notes.append("%s changed: it applies at the next restart" % what)
+        if stale and not restart_at:
+            outcome.notes.append("VirtualMachineInstance %s/%s ran an older template (%s): restarted to apply it"
+                                 % (namespace, instance.name, ", ".join(stale)))
+    elif stale:
+        outcome.notes.append("VirtualMachineInstance %s/%s runs an older template (%s): it applies at the next restart"
+                             % (namespace, instance.name, ", ".join(stale)))
+    elif template_was_changed and running and old_vmi is None and vm_existed:
+        outcome.notes.append("VirtualMachine template changed: it applies when its VirtualMachineInstance starts")
     if restart_at and not outcome.restarted_at:
         # No running VMI to restart (the VM is new, its VMI is not up yet, or it is halted): its next start comes after
         # the request, which serves it. Reporting it served records lastRestartedAt, so no later run restarts for it.
@@ -356,16 +367,26 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
         outcome.message = "objects %s" % ("would be applied" if check_mode else "applied; not waiting")
         return outcome
     old_uid = old_vmi["metadata"]["uid"] if old_vmi is not None and outcome.restarted_at else None
-    return _wait_vm(client, instance.name, namespace, running, old_uid, timeout, tick, outcome, vm)
+    check = (lambda vmi: vmi_outdated(vmi, vm_manifest, (boot_key,))) if restart_on_spec_change else None
+    return _wait_vm(client, instance.name, namespace, running, old_uid, timeout, tick, outcome, vm, check)
 
 
 def _utc_now():
     return rfc3339(utc_now())
 
 
-def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outcome, known=None):
-    """Wait (on a watch) for Ready, or for stopped when Halted; fail fast on terminal errors."""
-    seen = {}
+# Restarts of a VMI that came up from an older template (a KubeVirt controller whose cache lagged behind the VM's
+# patch) before the job gives up.
+STALE_RESTARTS = 3
+
+
+def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outcome, known=None, outdated=None):
+    """Wait (on a watch) for Ready, or for stopped when Halted; fail fast on terminal errors.
+
+    `outdated(vmi)` lists the desired template fields a running VMI lacks: one that came up without them is restarted
+    again (up to STALE_RESTARTS times), so Ready means the VMI runs the desired template.
+    """
+    seen = {"stale_restarts": 0, "old_uid": old_vmi_uid}
 
     def settled(vm):
         if vm is None:
@@ -378,11 +399,26 @@ def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outco
             return printable == "Stopped" or not ready
         if not ready:
             return False
-        if old_vmi_uid is None:
+        if seen["old_uid"] is None and outdated is None:
             return True
         # After a restart the VM's Ready condition may still be the old VMI's: the new VMI itself must be up.
         vmi = client.get_or_none(VIRTUAL_MACHINE_INSTANCE, name, namespace)
-        return vmi is not None and vmi["metadata"]["uid"] != old_vmi_uid and vmi_ready(vmi)
+        if vmi is None or vmi["metadata"]["uid"] == seen["old_uid"] or not vmi_ready(vmi):
+            return False
+        stale = outdated(vmi) if outdated is not None else []
+        if not stale:
+            return True
+        if seen["stale_restarts"] >= STALE_RESTARTS:
+            seen["stale"] = stale
+            return True
+        seen["stale_restarts"] += 1
+        seen["old_uid"] = vmi["metadata"]["uid"]
+        outcome.notes.append("VirtualMachineInstance %s/%s came up without %s: restarted again" % (namespace, name, ", ".join(stale)))
+        try:
+            client.delete(VIRTUAL_MACHINE_INSTANCE, name, namespace, preconditions={"uid": vmi["metadata"]["uid"]})
+        except (NotFound, Conflict):
+            pass  # gone already, or replaced meanwhile: the next look decides
+        return False
 
     outcome.waited_on = "VirtualMachine %s/%s to become %s" % (namespace, name, "Ready" if running else "Stopped")
     try:
@@ -397,6 +433,10 @@ def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outco
     if printable in FAILED_PRINTABLE_STATUSES:
         outcome.state = "Failed"
         outcome.message = "VirtualMachine %s/%s failed: %s%s" % (namespace, name, printable, ": " + detail if detail else "")
+    elif seen.get("stale"):
+        outcome.state = "Failed"
+        outcome.message = "VirtualMachineInstance %s/%s keeps starting without %s after %d restarts" % (
+            namespace, name, ", ".join(seen["stale"]), STALE_RESTARTS)
     else:
         outcome.message = "VirtualMachine %s/%s is %s" % (namespace, name, "Ready" if ready else printable)
     return outcome

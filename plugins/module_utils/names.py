@@ -102,6 +102,11 @@ class Names(object):
         return self._qualified("requested-storage")
 
     @property
+    def boot_inputs_annotation(self):
+        """Annotation on a VM's template: a hash of the cloud-init and SSH key Secrets it boots with."""
+        return self._qualified("boot-inputs")
+
+    @property
     def instance_label(self):
         """Label carrying the ComputeInstance name on every object made for it."""
         return self._qualified("computeinstance")
@@ -132,6 +137,7 @@ class Names(object):
             "management_state_annotation": self.management_state_annotation,
             "floating_ip_address_annotation": self.floating_ip_address_annotation,
             "requested_storage_annotation": self.requested_storage_annotation,
+            "boot_inputs_annotation": self.boot_inputs_annotation,
             "instance_label": self.instance_label,
             "instance_uid_label": self.instance_uid_label,
         }

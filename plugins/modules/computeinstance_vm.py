@@ -27,9 +27,11 @@ description:
     (status, fields of KubeVirt, CDI and the API server, other writers' labels and annotations) is left alone. Objects
     that carry the instance's uid label and that the spec no longer wants (the SSH key Secret once the key is removed,
     the Service once no port is exposed, an additional disk removed) are deleted, each with a uid precondition.
-  - Idempotent. Objects that already match are not written. A changed VM template, or new content in the cloud-init or
-    SSH key Secret (read only when the VM boots), restarts a running VM (O(restart_on_spec_change)), and a
-    C(spec.restartRequestedAt) later than C(status.lastRestartedAt) restarts it (RV(restarted_at)).
+  - Idempotent. Objects that already match are not written. A running VM whose VirtualMachineInstance lacks a field of
+    the desired template is restarted (O(restart_on_spec_change)); the template carries a hash of the cloud-init and SSH
+    key Secrets (annotation C(<group>/boot-inputs)), which are read only when the VM boots, so new content in them
+    restarts it too. The task reports Ready only once a VirtualMachineInstance with the desired template runs. A
+    C(spec.restartRequestedAt) later than C(status.lastRestartedAt) restarts it as well (RV(restarted_at)).
   - Changes that cannot be made in place are refused before anything is written, and the task fails with RV(refused)
     naming each spec field and why. They are a new image (a disk's source), a smaller disk, a larger disk whose
     StorageClass does not allow volume expansion, and an O(storage_class) other than the disks' own. A larger disk on a

@@ -1,14 +1,15 @@
 """Contract tests: what the API server does with the objects a re-provision changes in place, or must refuse to change.
 
-- a PersistentVolumeClaim's spec is immutable except resources.requests of a bound claim; the request never goes down
-  (1.30 validation); it goes up only when the claim's StorageClass has ``allowVolumeExpansion: true`` (the
-  PersistentVolumeClaimResize admission plugin, 403);
+- a PersistentVolumeClaim's spec is immutable except resources.requests of a bound claim; the request goes down only to
+  recover from a failed expansion, above status.capacity (1.33, RecoverVolumeExpansionFailure); it goes up only when the
+  claim's StorageClass has ``allowVolumeExpansion: true`` (the PersistentVolumeClaimResize admission plugin, 403);
 - a DataVolume's spec never changes after creation (CDI's validating webhook), while its metadata does;
 - a LoadBalancer Service gets a node port per port, and an update that leaves one out keeps the node port of the port
   of the same name (kube-apiserver's patchAllocatedValues): a client that rewrites spec.ports does not move them.
 
-The PVC and DataVolume rules need the stand-in (a real cluster binds claims with a real provisioner and runs CDI's
-webhook); the Service ones run anywhere.
+The claim tests bind their claims by writing the status, as only the local stack lets a test do (a user's cluster binds
+them with its provisioner): they skip there. CDI's webhook is played by the stand-in only (the control plane of the
+tests runs no CDI): that test is ``stand_in_only``. The Service one runs anywhere.
 """
 from __future__ import annotations
 
@@ -77,12 +78,18 @@ def test_claim_grows_only_when_its_storage_class_allows_expansion(instrumented_a
     assert client.CoreV1Api(api_client).read_namespaced_persistent_volume_claim('fixed', namespace).spec.resources.requests['storage'] == '1Gi'
 
 
-def test_claim_never_shrinks_and_its_spec_is_otherwise_immutable(instrumented_api, api_client, namespace, storage_class):
+def test_claim_never_shrinks_below_its_capacity_and_its_spec_is_otherwise_immutable(instrumented_api, api_client, namespace, storage_class):
+    """1.33 (RecoverVolumeExpansionFailure): a request may go back down only to recover from an expansion that did not
+    happen, staying above status.capacity; a disk's claim never goes below what it has."""
     del instrumented_api
     _bound_claim(api_client, namespace, 'c1', storage_class(True), size='2Gi')
     code, body = _status_of(lambda: _resize(api_client, namespace, 'c1', '1Gi'))
     assert code == 422 and body['details']['causes'][0]['field'] == 'spec.resources.requests.storage'
-    assert 'can not be less than status.capacity' in body['message']  # kube-apiserver 1.33 (RecoverVolumeExpansionFailure)
+    assert body['message'] == 'PersistentVolumeClaim "c1" is invalid: spec.resources.requests.storage: Forbidden: field can not be less than status.capacity'
+    _resize(api_client, namespace, 'c1', '5Gi')  # capacity stays 2Gi: no resizer runs here
+    assert _resize(api_client, namespace, 'c1', '3Gi').spec.resources.requests['storage'] == '3Gi', 'recovering from a failed expansion'
+    code, _body = _status_of(lambda: _resize(api_client, namespace, 'c1', '2Gi'))
+    assert code == 422
     core = client.CoreV1Api(api_client)
     code, body = _status_of(lambda: core.patch_namespaced_persistent_volume_claim('c1', namespace, {'spec': {'accessModes': ['ReadWriteMany']}}))
     assert code == 422 and 'spec is immutable after creation' in body['message']

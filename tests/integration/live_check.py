@@ -11,8 +11,8 @@ each disk's size as its PersistentVolumeClaim requests it, or its DataVolume whe
 disks); its cloud-init (the Secret's user data: the given cloud_init verbatim, else a cloud-config authorizing exactly
 the given key, or none); the SSH key (its Secret, and ``accessCredentials`` naming it, or neither); the LoadBalancer
 Service's ports (exactly the exposed ones, or no Service); no other object labelled for the instance; and a running
-VirtualMachineInstance that carries the same cores and key (a change of the template was restarted into it), none when
-the spec says Halted.
+VirtualMachineInstance that carries the same cores, memory and key (a change of the template was restarted into it), none
+when the spec says Halted.
 """
 from __future__ import annotations
 
@@ -242,8 +242,11 @@ def differences(api_client, instance: dict, namespace: str, group: str = 'cloudk
         wrong.append('no VirtualMachineInstance runs')
     else:
         vmi_spec = vmi.get('spec') or {}
-        if ((vmi_spec.get('domain') or {}).get('cpu') or {}).get('cores') != want['cores']:
-            wrong.append(f'the running VMI has {((vmi_spec.get("domain") or {}).get("cpu") or {}).get("cores")} cores: not restarted into the spec')
+        vmi_domain = vmi_spec.get('domain') or {}
+        if (vmi_domain.get('cpu') or {}).get('cores') != want['cores']:
+            wrong.append(f'the running VMI has {(vmi_domain.get("cpu") or {}).get("cores")} cores: not restarted into the spec')
+        if size_bytes((vmi_domain.get('memory') or {}).get('guest')) != size_bytes(want['memory']):
+            wrong.append(f'the running VMI has memory {(vmi_domain.get("memory") or {}).get("guest")}: not restarted into the spec')
         if bool(vmi_spec.get('accessCredentials')) != bool(want['key']):
             wrong.append('the running VMI ' + ('lacks the key' if want['key'] else 'still authorizes a removed key') + ': not restarted into the spec')
     return wrong

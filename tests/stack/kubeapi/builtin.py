@@ -228,8 +228,9 @@ def _pvc_requests(spec: dict) -> dict:
 
 
 def _pvc(obj: dict, old: dict | None) -> None:
-    """Defaults and the update rules of PersistentVolumeClaims (the 1.30 validation, RecoverVolumeExpansionFailure off):
-    the spec is immutable except resources.requests of a bound claim, and the requested storage never goes down."""
+    """Defaults and the update rules of PersistentVolumeClaims, as kube-apiserver 1.33 has them (RecoverVolumeExpansionFailure
+    on): the spec is immutable except resources.requests of a bound claim, and the requested storage may go down only to
+    recover from a failed expansion, staying above status.capacity."""
     spec = obj.setdefault('spec', {})
     spec.setdefault('volumeMode', 'Filesystem')
     name = obj['metadata']['name']
@@ -249,7 +250,8 @@ def _pvc(obj: dict, old: dict | None) -> None:
         raise invalid('PersistentVolumeClaim', '', name, [{'reason': 'FieldValueForbidden', 'field': 'spec', 'message': PVC_IMMUTABLE}])
     before = quantity_bytes(_pvc_requests(old_spec).get('storage'))
     after = quantity_bytes(_pvc_requests(spec).get('storage'))
-    if before is not None and after is not None and after < before:
+    capacity = quantity_bytes(((old.get('status') or {}).get('capacity') or {}).get('storage'))
+    if before is not None and after is not None and after < before and (capacity is None or after <= capacity):
         raise invalid('PersistentVolumeClaim', '', name, [
             {'reason': 'FieldValueForbidden', 'field': 'spec.resources.requests.storage',
              'message': 'Forbidden: field can not be less than status.capacity'}])

@@ -12,6 +12,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt imp
     needs_claim,
     owned_fields,
     vm_state,
+    vmi_outdated,
     vmi_ready,
 )
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.reconcile import ABSENT, diff
@@ -182,3 +183,32 @@ def test_vmi_ready_needs_running_and_the_ready_condition():
     assert not vmi_ready({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}})
     assert not vmi_ready({"status": {"phase": "Running"}})
     assert not vmi_ready(None)
+
+
+BOOT = "cloudkit.openshift.io/boot-inputs"
+
+
+def test_the_template_carries_a_hash_of_the_boot_secrets():
+    def vm_of(parameters):
+        objects = by_kind(build_objects("vm1", "ns", LABELS, vm_parameters({"templateParameters": parameters}), boot_inputs_annotation=BOOT))
+        return objects[("VirtualMachine", "vm1")]["spec"]["template"]["metadata"]["annotations"][BOOT]
+    assert vm_of("{}") == vm_of("{}") and len(vm_of("{}")) == 16
+    assert vm_of('{"ssh_public_key": "%s"}' % KEY) != vm_of("{}"), "a key changes the boot Secrets"
+    assert vm_of('{"cloud_init": "#cloud-config\\n"}') != vm_of("{}")
+    assert vm_of('{"cpu_cores": 4}') == vm_of("{}"), "cores are not in the Secrets"
+
+
+def test_a_vmi_is_outdated_when_it_lacks_a_template_field():
+    params = vm_parameters({"templateParameters": '{"ssh_public_key": "%s", "cpu_cores": 4}' % KEY})
+    vm = by_kind(build_objects("vm1", "ns", LABELS, params, boot_inputs_annotation=BOOT))[("VirtualMachine", "vm1")]
+    vmi = {"metadata": {"annotations": dict(vm["spec"]["template"]["metadata"]["annotations"])},
+           "spec": dict(vm["spec"]["template"]["spec"], domain=dict(vm["spec"]["template"]["spec"]["domain"], machine={"type": "q35"}))}
+    assert vmi_outdated(vmi, vm, (BOOT,)) == [], "defaults KubeVirt adds are not differences"
+    old = dict(vmi, spec=dict(vmi["spec"], domain=dict(vmi["spec"]["domain"], cpu={"cores": 2})))
+    assert vmi_outdated(old, vm, (BOOT,)) == ["spec.template.spec.domain.cpu.cores"]
+    without_key = by_kind(build_objects("vm1", "ns", LABELS, vm_parameters({"templateParameters": '{"cpu_cores": 4}'}),
+                                        boot_inputs_annotation=BOOT))[("VirtualMachine", "vm1")]
+    assert vmi_outdated(vmi, without_key, (BOOT,)) == ["spec.template.spec.accessCredentials",
+                                                       'spec.template.metadata.annotations["cloudkit.openshift.io/boot-inputs"]']
+    unannotated = dict(old, metadata={})
+    assert vmi_outdated(unannotated, vm, (BOOT,)) == ["spec.template.spec.domain.cpu.cores"], "a VMI from before the annotation is judged by its spec"

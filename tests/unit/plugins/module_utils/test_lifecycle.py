@@ -144,3 +144,36 @@ def test_a_refused_change_writes_nothing(fake):
     assert outcome.state == "Failed" and outcome.blocked and not fake.writes
     assert [r["field"] for r in outcome.refused] == ["spec.templateParameters.image"]
     assert "spec.templateParameters.image" in outcome.message
+
+
+def test_a_vmi_that_came_up_from_an_older_template_is_restarted_again(fake):
+    """KubeVirt's cache lagged behind the VM's patch and started the new VMI from the old template: Ready must wait for
+    a VMI that carries the desired template, restarting the stale one."""
+    from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import VIRTUAL_MACHINE_INSTANCE
+    instance = ComputeInstance({"metadata": {"name": "vm1", "namespace": "tenants", "uid": "u-1"}, "spec": SPEC, "status": {}}, NAMES)
+    lifecycle.ensure_present(fake, instance, vm_parameters(SPEC), "vms", storage_class="standard", wait=False)
+    vm = fake.get(VIRTUAL_MACHINE, "vm1", "vms")
+    fake.put(VIRTUAL_MACHINE, dict(vm, status={"printableStatus": "Running", "conditions": [{"type": "Ready", "status": "True"}]}))
+
+    def vmi(cores, uid):
+        template = fake.get(VIRTUAL_MACHINE, "vm1", "vms")["spec"]["template"]
+        spec = dict(template["spec"], domain=dict(template["spec"]["domain"], cpu={"cores": cores}))
+        return {"kind": "VirtualMachineInstance", "metadata": {"name": "vm1", "namespace": "vms", "uid": uid,
+                                                               "annotations": template["metadata"].get("annotations", {})},
+                "spec": spec, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    fake.put(VIRTUAL_MACHINE_INSTANCE, vmi(2, "first"))
+    started = iter([vmi(2, "stale"), vmi(4, "fresh")])  # what KubeVirt starts after each deletion
+    delete = fake.delete
+
+    def restart(resource, name, namespace=None, propagation_policy="Background", preconditions=None):
+        gone = delete(resource, name, namespace, propagation_policy, preconditions)
+        if resource is VIRTUAL_MACHINE_INSTANCE:
+            fake.put(VIRTUAL_MACHINE_INSTANCE, next(started))
+        return gone
+    fake.delete = restart
+    bigger = dict(SPEC, templateParameters='{"cpu_cores": 4}', restartRequestedAt=None)
+    spec_served = ComputeInstance({"metadata": {"name": "vm1", "namespace": "tenants", "uid": "u-1"}, "spec": bigger, "status": {}}, NAMES)
+    outcome = lifecycle.ensure_present(fake, spec_served, vm_parameters(bigger), "vms", storage_class="standard", timeout=5)
+    assert outcome.state == "Succeeded", outcome.message
+    assert fake.get(VIRTUAL_MACHINE_INSTANCE, "vm1", "vms")["metadata"]["uid"] == "fresh"
+    assert any("came up without spec.template.spec.domain.cpu.cores: restarted again" in note for note in outcome.notes), outcome.notes
