@@ -106,8 +106,9 @@ options:
     default: false
   release_lock:
     description:
-      - After the writes, release the instance's lock (its Lease) if O(lock_holder) holds it; another
-        holder's lock is never touched. The last write of a provision, which saves the job a separate
+      - After the writes, release the instance's lock (its Lease), which O(lock_holder) must hold. Another
+        holder's lock is never touched; a job whose lock was taken over fails with C(fenced=LockLost) before
+        its first write. The last write of a provision, which saves the job a separate
         M(cloudkit.provisioning.computeinstance_lock) task with O(cloudkit.provisioning.computeinstance_lock#module:state=absent).
       - Not in check mode, and not when the instance is gone.
     type: bool
