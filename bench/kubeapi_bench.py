@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import statistics
 import subprocess
 import sys
@@ -72,11 +73,12 @@ async def _concurrent(session: aiohttp.ClientSession, method: str, urls, concurr
     return count / (time.perf_counter() - began)
 
 
-async def http_figures(host: str, token: str, namespace: str) -> dict:
+async def http_figures(host: str, token: str, namespace: str, ca_file: str) -> dict:
     """Bulk load, GET throughput vs /healthz, 200-watch fan-out."""
     out = {}
     headers = {'Authorization': f'Bearer {token}'}
-    async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=0)) as session:
+    connector = aiohttp.TCPConnector(limit=0, ssl=ssl.create_default_context(cafile=ca_file))
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
         base = f'{host}/api/v1/namespaces/{namespace}/configmaps'
         names = [f'cm-{i:05d}' for i in range(10000)]
         out['post_per_s'] = await _concurrent(session, 'POST', [f'{base}#{n}' for n in names], 16,
@@ -134,7 +136,7 @@ def main() -> int:
                 core.create_namespace({'metadata': {'name': ns}})
             for i in range(100):
                 core.create_namespaced_config_map('small', {'metadata': {'name': f's{i:03d}'}, 'data': {'k': str(i)}})
-            figures = asyncio.run(http_figures(api.configuration.host, token, 'bench'))
+            figures = asyncio.run(http_figures(api.configuration.host, token, 'bench', api.configuration.ssl_ca_cert))
 
             def list_big():
                 body = core.list_namespaced_config_map('bench', _preload_content=False).data
@@ -145,7 +147,7 @@ def main() -> int:
 
             def get_one():
                 core.read_namespaced_config_map('s001', 'small', _preload_content=False).read()
-            http = urllib3.PoolManager()
+            http = urllib3.PoolManager(ca_certs=api.configuration.ssl_ca_cert)
             list_10k = timed(list_big, 7)
             list_100 = timed(list_small, 50)
             list_10k_typed = timed(lambda: core.list_namespaced_config_map('bench'), 1)

@@ -33,6 +33,14 @@ SSH_KEY_TYPES = (
 )
 SSH_COMMENT_MAX = 256
 
+# What the collection writes itself, cut to fit rather than refused: a condition's message (the CRD's metav1.Condition
+# schema, maxLength 32768 characters) and an Event's message and reason (pkg/apis/core/validation/events.go:
+# NoteLengthLimit 1024 and ReasonLengthLimit 128, counted in bytes, as Go's len() does).
+CONDITION_MESSAGE_MAX = 32768
+EVENT_NOTE_MAX_BYTES = 1024
+EVENT_REASON_MAX_BYTES = 128
+_ELLIPSIS = "\u2026"
+
 
 def name_problems(value: str, what: str, field: str, dns1035: bool = False) -> List[str]:
     """Why `value` cannot name `what` (a DNS-1123 label, or a DNS-1035 label for a Service), as problems naming `field`."""
@@ -111,3 +119,15 @@ def size_problem(text: Optional[str], field: str, limit: int, container: str) ->
     if size > limit:
         return ["%s is %d bytes; %s holds at most %d" % (field, size, container, limit)]
     return []
+
+
+def shorten(text: str, limit: int, in_bytes: bool = False) -> str:
+    """``text`` if it fits ``limit`` characters (or UTF-8 bytes), else cut at a character boundary to fit, ending in an
+    ellipsis: a message the API server would refuse is never sent whole."""
+    size = len(text.encode("utf-8")) if in_bytes else len(text)
+    if size <= limit:
+        return text
+    room = limit - (len(_ELLIPSIS.encode("utf-8")) if in_bytes else 1)
+    if in_bytes:
+        return text.encode("utf-8")[:room].decode("utf-8", errors="ignore") + _ELLIPSIS
+    return text[:room] + _ELLIPSIS

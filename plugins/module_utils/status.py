@@ -16,6 +16,9 @@ import uuid
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES, KubeError, guarded_write
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.limits import (
+    CONDITION_MESSAGE_MAX, EVENT_NOTE_MAX_BYTES, EVENT_REASON_MAX_BYTES, shorten,
+)
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import check_uid
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import micro_time, rfc3339, utc_now
 
@@ -66,7 +69,7 @@ def merge_conditions(existing, updates, generation, now):
             "type": kind,
             "status": status,
             "reason": reason,
-            "message": update.get("message") or "",
+            "message": shorten(update.get("message") or "", CONDITION_MESSAGE_MAX),
             "lastTransitionTime": current["lastTransitionTime"] if current and current.get("status") == status and current.get("lastTransitionTime") else now,
         }
         if generation is not None:
@@ -197,8 +200,8 @@ def record_event(client, obj, reason, message, event_type="Normal"):
             "uid": metadata.get("uid"),
             "resourceVersion": metadata.get("resourceVersion"),
         },
-        "reason": reason,
-        "message": message[:1024],
+        "reason": shorten(reason, EVENT_REASON_MAX_BYTES, in_bytes=True),
+        "message": shorten(message, EVENT_NOTE_MAX_BYTES, in_bytes=True),
         "type": event_type,
         "source": {"component": EVENT_COMPONENT},
         "reportingComponent": EVENT_COMPONENT,
@@ -206,7 +209,7 @@ def record_event(client, obj, reason, message, event_type="Normal"):
         "firstTimestamp": timestamp,
         "lastTimestamp": timestamp,
         "eventTime": micro,
-        "action": reason,
+        "action": shorten(reason, EVENT_REASON_MAX_BYTES, in_bytes=True),
         "count": 1,
     }
     return client.create(STATIC_RESOURCES[("v1", "Event")], event, metadata["namespace"])

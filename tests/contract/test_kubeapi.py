@@ -4,6 +4,7 @@ runs unchanged against a real cluster (CLOUDKIT_TEST_KUBECONFIG)."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import ssl
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
 
 from tests.contract.helpers import CI, CI_PLURAL, GROUP, VERSION, ci_body, error_body, raw
@@ -451,6 +452,23 @@ def test_lease_and_event_and_storage_class(api_client, namespace):
     assert defaults, 'a default StorageClass exists'
 
 
+def test_events_with_an_event_time_have_length_limits_in_bytes(api_client, namespace):
+    """pkg/apis/core/validation/events.go: an Event with eventTime takes a message of at most 1024 and a reason and action
+    of at most 128, measured by Go's len() in bytes: 1024 characters of a three-byte script are refused."""
+    path = f'/api/v1/namespaces/{namespace}/events'
+
+    def event(name, **fields):
+        return dict({'metadata': {'name': name}, 'involvedObject': {'kind': 'ComputeInstance', 'name': 'x', 'namespace': namespace},
+                     'reason': 'Provisioned', 'action': 'Provisioned', 'message': 'ok', 'type': 'Normal',
+                     'eventTime': '2026-01-01T00:00:00.000000Z', 'reportingComponent': 'cloudkit-provisioning',
+                     'reportingInstance': 'cloudkit-provisioning'}, **fields)
+    assert raw(api_client, 'POST', path, body=event('fits', message='\u4e16' * 341, reason='R' * 128))[0] == 201
+    status, body = raw(api_client, 'POST', path, body=event('wide', message='\u4e16' * 342, reason='R' * 129))
+    assert status == 422 and body['details']['causes'] == [
+        {'reason': 'FieldValueInvalid', 'field': 'reason', 'message': 'Invalid value: "": can have at most 128 characters'},
+        {'reason': 'FieldValueInvalid', 'field': 'message', 'message': 'Invalid value: "": can have at most 1024 characters'}]
+
+
 def test_microtime_fields_take_six_fractional_digits_and_are_stored_in_utc(api_client, namespace):
     """Lease times are metav1.MicroTime: kube-apiserver parses them with Go's RFC3339Micro layout (400 otherwise) and stores
     UTC. A Lease read into the official client's models and written back carries Python's isoformat ('+00:00', no
@@ -558,6 +576,33 @@ def test_schema_violation_is_422_naming_the_field(api_client, namespace):
     cis.create('good', restartRequestedAt='2026-02-01T10:00:00Z')
     status, body = _status_of(lambda: cis.patch('good', {'spec': {'templateID': '9'}}))
     assert status == 422 and body['details']['causes'][0]['field'] == 'spec.templateID'
+
+
+def test_upstream_schema_constraints(api_client, namespace):
+    """The CRD carries upstream's constraints (osac-operator api/v1alpha1/computeinstance_types.go): a top-level spec,
+    references with both fields, and metav1.Condition's schema (required fields, reason pattern, message length)."""
+    cis = CI(api_client, namespace)
+    status, body = _status_of(lambda: cis.co.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, CI_PLURAL, {'apiVersion': f'{GROUP}/{VERSION}', 'kind': 'ComputeInstance', 'metadata': {'name': 'nospec'}}))
+    assert status == 422 and [c['field'] for c in body['details']['causes']] == ['spec'] and 'Required value' in body['message']
+    cis.create('st')
+    good = {'type': 'Available', 'status': 'True', 'reason': 'VirtualMachineReady', 'message': '',
+            'lastTransitionTime': '2026-02-01T10:00:00Z', 'observedGeneration': 1}
+    for condition, field in ((dict(good, reason=''), 'status.conditions[0].reason'),
+                             (dict(good, reason='Not A Reason'), 'status.conditions[0].reason'),
+                             (dict(good, message='x' * 32769), 'status.conditions[0].message'),
+                             (dict(good, observedGeneration=-1), 'status.conditions[0].observedGeneration'),
+                             ({k: v for k, v in good.items() if k != 'lastTransitionTime'}, 'status.conditions[0].lastTransitionTime'),
+                             ({k: v for k, v in good.items() if k != 'message'}, 'status.conditions[0].message')):
+        status, body = _status_of(lambda condition=condition: cis.patch_status('st', {'status': {'conditions': [condition]}}))
+        assert status == 422 and [c['field'] for c in body['details']['causes']] == [field], (condition, body)
+    status, body = _status_of(lambda: cis.patch_status('st', {'status': {'virtualMachineReference': {'namespace': 'tenant-a'}}}))
+    assert status == 422 and [c['field'] for c in body['details']['causes']] == ['status.virtualMachineReference.kubeVirtVirtualMachineName']
+    status, body = _status_of(lambda: cis.patch_status('st', {'status': {'tenantReference': {'name': 'acme'}}}))
+    assert status == 422 and [c['field'] for c in body['details']['causes']] == ['status.tenantReference.namespace']
+    written = cis.patch_status('st', {'status': {'conditions': [dict(good, message='x' * 32768)],
+                                                 'virtualMachineReference': {'namespace': 't', 'kubeVirtVirtualMachineName': 'st'}}})
+    assert written['status']['conditions'][0]['message'] == 'x' * 32768
 
 
 def test_unknown_fields_are_pruned(api_client, namespace):
@@ -748,3 +793,27 @@ def test_delete_collection_with_label_selector(api_client, namespace):
     _make_labelled(core, namespace)
     core.delete_collection_namespaced_config_map(namespace, label_selector='app=web')
     assert _ours(core.list_namespaced_config_map(namespace).items) == ['c', 'd']
+
+
+def test_the_api_is_served_over_tls_with_its_own_ca(api_client):
+    host = api_client.configuration.host
+    assert host.startswith('https://')
+    with pytest.raises(urllib.error.URLError) as info:
+        urllib.request.urlopen(host + '/version', timeout=5, context=ssl.create_default_context())  # noqa: S310  pylint: disable=consider-using-with
+    assert isinstance(info.value.reason, ssl.SSLCertVerificationError)
+    context = ssl.create_default_context(cafile=api_client.configuration.ssl_ca_cert)
+    with urllib.request.urlopen(host + '/version', timeout=5, context=context) as resp:  # noqa: S310
+        assert json.loads(resp.read())['major'] == '1'
+
+
+def test_client_certificate_users_authenticate_as_their_certificate_names(kube, tmp_path):
+    """x509 client certificates the server's CA signed: user = CN, groups = O plus system:authenticated (kube-apiserver's
+    x509 authenticator); on kube-apiserver through the proxy in front of it (requestheader)."""
+    server = kube.require_server()
+    review = {'apiVersion': 'authentication.k8s.io/v1', 'kind': 'SelfSubjectReview'}
+    cert_api = config.new_client_from_config(server.write_cert_kubeconfig(tmp_path / 'cert', 'cert-user', ['cloudkit-testers']))
+    status, body = raw(cert_api, 'POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', body=review)
+    assert status == 201 and body['status']['userInfo']['username'] == 'cert-user'
+    assert {'cloudkit-testers', 'system:authenticated'} <= set(body['status']['userInfo']['groups'])
+    admin = config.new_client_from_config(server.write_cert_kubeconfig(tmp_path / 'admin', 'cert-admin', ['system:masters']))
+    assert raw(admin, 'GET', '/api/v1/namespaces/default')[0] == 200

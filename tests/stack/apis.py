@@ -38,7 +38,6 @@ def new_api(backend: str | None = None, crd_paths=None, work_dir=None, **stand_i
     backend = backend or selected()
     crd_paths = [DEFAULT_CRD_DIR] if crd_paths is None else crd_paths
     if backend == STAND_IN:
-        stand_in_options.setdefault('bookmark_interval', 0.5)
         return KubeAPIServer(crd_paths=crd_paths, **stand_in_options)
     from .controlplane import ControlPlaneAPI  # pylint: disable=import-outside-toplevel  # only when used
 

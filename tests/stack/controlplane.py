@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import base64
 import json
 import os
 import shutil
@@ -34,10 +33,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import yaml
-
 from .kubeapi import DEFAULT_CRD_DIR, load_crd_documents
-from .pki import PKI
+from .pki import PKI, certificate_user, kubeconfig_dict, write_kubeconfig
 from .proxy import APIProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,28 +69,6 @@ def free_port() -> int:
 def binaries_present(bin_dir: Path = BIN_DIR) -> bool:
     """Whether tools/k8s/build.sh has built the three binaries."""
     return all((bin_dir / name).is_file() for name in ('etcd', 'kube-apiserver', 'kube-controller-manager'))
-
-
-def _b64(path: Path) -> str:
-    return base64.b64encode(Path(path).read_bytes()).decode()
-
-
-def kubeconfig_dict(server: str, ca_file, user: dict, name: str = 'cloudkit', namespace: str = 'default') -> dict:
-    """A kubeconfig with one cluster/user/context named ``name``, the CA inline."""
-    return {
-        'apiVersion': 'v1', 'kind': 'Config', 'preferences': {}, 'current-context': name,
-        'clusters': [{'name': name, 'cluster': {'server': server, 'certificate-authority-data': _b64(ca_file)}}],
-        'users': [{'name': name, 'user': user}],
-        'contexts': [{'name': name, 'context': {'cluster': name, 'user': name, 'namespace': namespace}}],
-    }
-
-
-def _write_yaml(path, doc) -> str:
-    path = str(path)
-    with open(path, 'w', encoding='utf-8') as handle:
-        yaml.safe_dump(doc, handle, sort_keys=False)
-    os.chmod(path, 0o600)
-    return path
 
 
 class ControlPlane:
@@ -134,8 +109,9 @@ class ControlPlane:
             self.pki = PKI(self.work_dir / 'pki').generate(USERS)
             self._start_etcd()
             self._start_apiserver()
-            self.admin_kubeconfig = _write_yaml(self.work_dir / 'admin.kubeconfig', kubeconfig_dict(
-                self.url, self.pki.ca_crt, {'client-certificate': str(self.pki.admin_crt), 'client-key': str(self.pki.admin_key)}))
+            self.admin_kubeconfig = write_kubeconfig(self.work_dir / 'admin.kubeconfig', kubeconfig_dict(
+                self.url, {'client-certificate': str(self.pki.admin_crt), 'client-key': str(self.pki.admin_key)}, self.pki.ca_crt,
+                name='cloudkit'))
             mark = time.monotonic()
             self.bootstrap()
             self.timings['crds'] = time.monotonic() - mark
@@ -414,14 +390,14 @@ class ControlPlaneAPI:
 
     def write_kubeconfig(self, path, namespace: str = 'default', user: str = ADMIN_USER) -> str:
         """A kubeconfig for the proxy with a static-token user (the admin by default), the CA inline; returns its path."""
-        return _write_yaml(path, kubeconfig_dict(self.url, self.control_plane.pki.ca_crt, {'token': self.control_plane.pki.tokens[user]},
-                                                 namespace=namespace))
+        return write_kubeconfig(path, kubeconfig_dict(self.url, {'token': self.control_plane.pki.tokens[user]}, self.control_plane.pki.ca_crt,
+                                                      namespace, name='cloudkit'))
 
     def write_cert_kubeconfig(self, path, common_name: str, groups=(), namespace: str = 'default') -> str:
         """A kubeconfig for the proxy authenticating with a new client certificate (CN ``common_name``, O ``groups``)."""
         cert, key = self.control_plane.pki.client_certificate(common_name.replace(':', '-'), common_name, groups)
-        return _write_yaml(path, kubeconfig_dict(self.url, self.control_plane.pki.ca_crt,
-                                                 {'client-certificate-data': _b64(cert), 'client-key-data': _b64(key)}, namespace=namespace))
+        return write_kubeconfig(path, kubeconfig_dict(self.url, certificate_user(cert, key), self.control_plane.pki.ca_crt, namespace,
+                                                      name='cloudkit'))
 
 
 async def _serve(args: argparse.Namespace) -> None:

@@ -6,11 +6,14 @@ client certificate, with which it passes on the identity of a client-certificate
 """
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import os
 import secrets
 from pathlib import Path
+
+import yaml
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -129,3 +132,34 @@ class PKI:
         _write_key(key_path, key)
         _write_cert(crt_path, cert)
         return crt_path, key_path
+
+
+def _b64(path) -> str:
+    return base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def certificate_user(cert, key) -> dict:
+    """A kubeconfig user entry authenticating with the client certificate and key files given (inline data)."""
+    return {'client-certificate-data': _b64(cert), 'client-key-data': _b64(key)}
+
+
+def kubeconfig_dict(server: str, user: dict, ca_file=None, namespace: str = 'default', name: str = 'kubeapi') -> dict:
+    """A kubeconfig with one cluster/user/context named ``name``; the CA inline when ``ca_file`` is given."""
+    cluster = {'server': server}
+    if ca_file is not None:
+        cluster['certificate-authority-data'] = _b64(ca_file)
+    return {
+        'apiVersion': 'v1', 'kind': 'Config', 'preferences': {}, 'current-context': name,
+        'clusters': [{'name': name, 'cluster': cluster}],
+        'users': [{'name': name, 'user': user}],
+        'contexts': [{'name': name, 'context': {'cluster': name, 'user': name, 'namespace': namespace}}],
+    }
+
+
+def write_kubeconfig(path, doc: dict) -> str:
+    """Write kubeconfig ``doc`` to ``path``, readable by its owner only; returns the path."""
+    path = str(path)
+    with open(path, 'w', encoding='utf-8') as handle:
+        yaml.safe_dump(doc, handle, sort_keys=False)
+    os.chmod(path, 0o600)
+    return path

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import ssl
+import tempfile
 from pathlib import Path
 
 import yaml
 from aiohttp import web
 
 from ..loop_thread import LoopThreadMixin
+from ..pki import PKI, certificate_user, kubeconfig_dict, write_kubeconfig
 
 from .faults import FaultSwitch
 from .server import KubeAPI, random_token
 
-__all__ = ['KubeAPIServer', 'DEFAULT_CRD_DIR', 'load_crd_documents', 'kubeconfig_dict']
+__all__ = ['KubeAPIServer', 'DEFAULT_CRD_DIR', 'load_crd_documents']
 
 DEFAULT_CRD_DIR = Path(__file__).resolve().parent.parent / 'crds'
 
@@ -35,29 +39,23 @@ def load_crd_documents(paths) -> list[dict]:
     return docs
 
 
-def kubeconfig_dict(url: str, token: str, namespace: str = 'default') -> dict:
-    """A kubeconfig with one cluster/user/context named ``kubeapi``."""
-    return {
-        'apiVersion': 'v1', 'kind': 'Config', 'preferences': {}, 'current-context': 'kubeapi',
-        'clusters': [{'name': 'kubeapi', 'cluster': {'server': url}}],
-        'users': [{'name': 'kubeapi', 'user': {'token': token}}],
-        'contexts': [{'name': 'kubeapi', 'context': {'cluster': 'kubeapi', 'user': 'kubeapi', 'namespace': namespace}}],
-    }
-
-
 class KubeAPIServer(LoopThreadMixin):
     """The stand-in API server on a background thread.
 
     ``history`` bounds the watch event ring (older resourceVersions get 410), ``bookmark_interval`` is the
-    seconds between BOOKMARK events on watches that allow them (the real server uses about a minute). ``write_log_size``
-    bounds the write log (oldest entries are dropped).
+    seconds between BOOKMARK events on watches that allow them (a minute, as kube-apiserver's watch cache sends them).
+    ``write_log_size`` bounds the write log (oldest entries are dropped).
+
+    It serves HTTPS with a CA of its own (``ca_file``), as kube-apiserver does, and authenticates the bearer ``token``
+    (an administrator) and x509 client certificates that CA signed (user = CN, groups = O; ``write_cert_kubeconfig``).
     """
 
     thread_name = 'kubeapi'
 
     def __init__(self, crd_paths=None, port: int = 0, token: str | None = None, host: str = '127.0.0.1', history: int = 10000,
-                 bookmark_interval: float = 1.0, fault_seed: int | None = None, write_log_size: int = 100000):
+                 bookmark_interval: float = 60.0, fault_seed: int | None = None, write_log_size: int = 100000):
         self.host = host
+        self.pki: PKI | None = None
         self.port = port
         self.token = token or random_token()
         self.faults = FaultSwitch(fault_seed)
@@ -69,8 +67,21 @@ class KubeAPIServer(LoopThreadMixin):
 
     @property
     def url(self) -> str:
-        """``http://host:port`` once started."""
-        return f'http://{self.host}:{self.port}'
+        """``https://host:port`` once started."""
+        return f'https://{self.host}:{self.port}'
+
+    @property
+    def ca_file(self) -> str | None:
+        """The CA file that verifies the server and signs client certificates (None before start)."""
+        return str(self.pki.ca_crt) if self.pki is not None else None
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        # kube-apiserver asks for a client certificate and authenticates those its client CA signed; one CA signs both here.
+        self.pki = PKI(tempfile.mkdtemp(prefix='kubeapi-pki-')).generate({})
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.pki.ca_crt))
+        context.load_cert_chain(str(self.pki.apiserver_crt), str(self.pki.apiserver_key))
+        context.verify_mode = ssl.CERT_OPTIONAL
+        return context
 
     # ----------------------------------------------------------- lifecycle
     async def start_async(self) -> None:
@@ -81,7 +92,7 @@ class KubeAPIServer(LoopThreadMixin):
         # handler_cancellation: a watch whose client went away must stop (and unsubscribe) right away.
         self._runner = web.AppRunner(self.api.make_app(), access_log=None, shutdown_timeout=2.0, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=self._ssl_context())
         await site.start()
         sockets = self._runner.addresses
         self.port = sockets[0][1]
@@ -92,6 +103,8 @@ class KubeAPIServer(LoopThreadMixin):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.pki is not None:
+            shutil.rmtree(self.pki.dir, ignore_errors=True)
 
     # ------------------------------------------------------------- helpers
 
@@ -120,9 +133,12 @@ class KubeAPIServer(LoopThreadMixin):
         return [d['metadata']['name'] for d in docs]
 
     def write_kubeconfig(self, path, namespace: str = 'default') -> str:
-        """Write a kubeconfig for this server (context ``kubeapi``) and return its path."""
-        path = str(path)
-        with open(path, 'w', encoding='utf-8') as handle:
-            yaml.safe_dump(kubeconfig_dict(self.url, self.token, namespace), handle, sort_keys=False)
-        os.chmod(path, 0o600)
-        return path
+        """Write a kubeconfig for this server (context ``kubeapi``, the bearer token, the CA inline) and return its path."""
+        return write_kubeconfig(path, kubeconfig_dict(self.url, {'token': self.token}, self.ca_file, namespace))
+
+    def write_cert_kubeconfig(self, path, common_name: str, groups=(), namespace: str = 'default') -> str:
+        """A kubeconfig authenticating with a new client certificate (CN ``common_name``, O ``groups``); returns its path."""
+        if self.pki is None:
+            raise RuntimeError('start the server first: its CA signs the client certificates')
+        cert, key = self.pki.client_certificate(common_name.replace(':', '-'), common_name, groups)
+        return write_kubeconfig(path, kubeconfig_dict(self.url, certificate_user(cert, key), self.ca_file, namespace))

@@ -117,6 +117,9 @@ def _lease(obj: dict, _old: dict | None) -> None:
     _times('Lease', obj, (('spec', 'acquireTime'), ('spec', 'renewTime')), micro=True)
 
 
+_EVENT_LENGTH_LIMITS = {'reportingInstance': 128, 'action': 128, 'reason': 128, 'message': 1024}
+
+
 def _event(obj: dict, _old: dict | None) -> None:
     _times('Event', obj, (('eventTime',), ('series', 'lastObservedTime')), micro=True)
     _times('Event', obj, (('firstTimestamp',), ('lastTimestamp',)), micro=False)
@@ -134,9 +137,15 @@ def _event(obj: dict, _old: dict | None) -> None:
         if not involved and namespace != 'kube-system':
             causes.append({'reason': 'FieldValueInvalid', 'message': f'Invalid value: "{involved}": does not match event.namespace',
                            'field': 'involvedObject.namespace'})
-        for field in ('reportingComponent', 'reportingInstance', 'action', 'reason'):
-            if not obj.get(field):
+        for field in ('reportingComponent', 'reportingInstance', 'action', 'reason', 'message'):
+            value = obj.get(field) or ''
+            if not value and field != 'message':
                 causes.append({'reason': 'FieldValueRequired', 'message': 'Required value', 'field': field})
+            # pkg/apis/core/validation/events.go: Go's len(), so bytes; reportingComponent is checked as a qualified name.
+            limit = _EVENT_LENGTH_LIMITS.get(field)
+            if limit is not None and len(value.encode('utf-8')) > limit:
+                causes.append({'reason': 'FieldValueInvalid', 'message': f'Invalid value: "": can have at most {limit} characters',
+                               'field': field})
     if causes:
         raise invalid('Event', '', meta.get('name') or '', causes)
 
@@ -272,12 +281,15 @@ def _crd(obj: dict, _old: dict | None) -> None:
     obj['status'] = status
 
 
-# The stand-in's one bearer token is an administrator, as a system:masters user of kube-apiserver is.
+# The stand-in's one bearer token is an administrator, as a system:masters user of kube-apiserver is; client-certificate
+# users are who their certificate names.
 ADMIN_USER_INFO = {'username': 'cloudkit-admin', 'groups': ['system:masters', 'system:authenticated']}
+# No authorizer: every authenticated user may do everything (tests/stack/kubeapi/README.md, Known differences).
+_NO_AUTHORIZER = 'the stand-in has no authorizer: every authenticated user is allowed'
 _MASTERS_REASON = 'RBAC: allowed by ClusterRoleBinding "cluster-admin" of ClusterRole "cluster-admin" to Group "system:masters"'
 
 
-def _self_subject_access_review(body: dict) -> dict:
+def _self_subject_access_review(body: dict, user: dict) -> dict:
     spec = body.get('spec') or {}
     if bool(spec.get('resourceAttributes')) == bool(spec.get('nonResourceAttributes')):
         raise APIError(422, 'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: '
@@ -286,13 +298,13 @@ def _self_subject_access_review(body: dict) -> dict:
                            'reason': 'FieldValueInvalid', 'field': 'spec.resourceAttributes',
                            'message': 'Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified'}]})
     return {'kind': 'SelfSubjectAccessReview', 'apiVersion': 'authorization.k8s.io/v1', 'metadata': {'creationTimestamp': None},
-            'spec': spec, 'status': {'allowed': True, 'reason': _MASTERS_REASON}}
+            'spec': spec, 'status': {'allowed': True, 'reason': _MASTERS_REASON if 'system:masters' in user['groups'] else _NO_AUTHORIZER}}
 
 
-def _self_subject_review(_body: dict) -> dict:
+def _self_subject_review(_body: dict, user: dict) -> dict:
     return {'kind': 'SelfSubjectReview', 'apiVersion': 'authentication.k8s.io/v1',
             'metadata': {'creationTimestamp': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')},
-            'status': {'userInfo': dict(ADMIN_USER_INFO)}}
+            'status': {'userInfo': {'username': user['username'], 'groups': list(user['groups'])}}}
 
 
 def builtin_types() -> list[ResourceType]:

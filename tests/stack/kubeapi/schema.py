@@ -75,7 +75,7 @@ class CRDSchema:
         """Status causes for every schema violation; ``only_status``/``skip_status`` select the subresource's share."""
         doc = {k: v for k, v in obj.items() if k != 'metadata'}
         causes = []
-        for err in self.validator.iter_errors(doc):
+        for err in _first_string_errors(self.validator.iter_errors(doc)):
             for cause in _causes(err):
                 top = cause['field'].split('.', 1)[0].split('[', 1)[0]
                 if only_status and top != 'status':
@@ -85,6 +85,22 @@ class CRDSchema:
                 causes.append(cause)
         causes.sort(key=lambda c: c['field'])
         return causes
+
+
+# kube-openapi's stringValidator stops at the first of these that fails, in this order (k8s.io/kube-openapi
+# pkg/validation/validate/validator.go): an empty reason is "at least 1 chars long", not also a pattern mismatch.
+_STRING_CHECKS = ('maxLength', 'minLength', 'pattern')
+
+
+def _first_string_errors(errors):
+    errors = list(errors)
+    first = {}
+    for err in errors:
+        if err.validator in _STRING_CHECKS:
+            key = tuple(err.absolute_path)
+            if key not in first or _STRING_CHECKS.index(err.validator) < _STRING_CHECKS.index(first[key].validator):
+                first[key] = err
+    return [err for err in errors if err.validator not in _STRING_CHECKS or first[tuple(err.absolute_path)] is err]
 
 
 def _prune(value, schema: dict, root: bool = False):

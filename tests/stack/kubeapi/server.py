@@ -19,7 +19,7 @@ from aiohttp import web
 
 from . import patch as patching
 from . import validation
-from .builtin import builtin_types, COMMON_FIELDS, quantity_bytes
+from .builtin import ADMIN_USER_INFO, builtin_types, COMMON_FIELDS, quantity_bytes
 from .errors import (APIError, already_exists, bad_request, conflict, go_string_slice, invalid, not_found, qualified, server_not_found,
                      status_body)
 from .faults import FaultSwitch
@@ -40,6 +40,10 @@ CRD_KEY = ('apiextensions.k8s.io', 'customresourcedefinitions')
 _GENERATE_CHARS = 'bcdfghjklmnpqrstvwxz2456789'
 _JSON = 'application/json'
 _MUTATING = frozenset(('POST', 'PUT', 'PATCH', 'DELETE'))
+
+
+# The authenticated user's info, for the reviews that answer with it.
+_USER = web.RequestKey('user', dict)
 
 
 def now_rfc3339() -> str:
@@ -77,7 +81,7 @@ def _truthy(value: str | None) -> bool:
 class KubeAPI:
     """State and handlers of one API server; all methods run on its event loop."""
 
-    def __init__(self, token: str, history: int = 10000, bookmark_interval: float = 5.0, faults: FaultSwitch | None = None,
+    def __init__(self, token: str, history: int = 10000, bookmark_interval: float = 60.0, faults: FaultSwitch | None = None,
                  write_log_size: int = 100000):
         self.token = token
         self.store = Store(history)
@@ -137,20 +141,49 @@ class KubeAPI:
         if path in ('/healthz', '/readyz', '/livez'):
             return web.Response(text='ok')
         auth = request.headers.get('Authorization')
-        if auth is None and not path.startswith('/_admin/'):
+        if auth is None and not path.startswith('/_admin/') and not self._client_certificate(request):
             # No credentials: kube-apiserver (anonymous auth on, as in OpenShift) sees system:anonymous, whom RBAC lets read
             # /version and the health checks only.
             if path.rstrip('/') in ('/version', '/livez', '/readyz', '/healthz'):
                 return await self._handle_resource(request)
             return _json_response(self._anonymous_forbidden(request), 403)
-        if not ((auth or '').startswith('Bearer ') and hmac.compare_digest(auth[7:].strip().encode(), self.token.encode())):
+        user = self._authenticate(request, auth)
+        if user is None:
             return _json_response(status_body(401, 'Unauthorized', 'Unauthorized'), 401)
+        request[_USER] = user
         if path.startswith('/_admin/'):
             return await self._admin(request)
         resp = await self._handle_resource(request)
         if request.method in _MUTATING:
             self._log_write(request, resp)
         return resp
+
+    @staticmethod
+    def _client_certificate(request: web.Request) -> dict | None:
+        """The verified client certificate of the connection (the TLS handshake checked it against the CA), if any."""
+        transport = request.transport
+        return transport.get_extra_info('peercert') if transport is not None else None
+
+    def _authenticate(self, request: web.Request, auth: str | None) -> dict | None:
+        """The user info of the request, as kube-apiserver's authenticators give it, or None (401).
+
+        A bearer token is checked first (the stand-in's one token: an administrator in system:masters); without one, a
+        client certificate gives user = CN and groups = O, as kube-apiserver's x509 authenticator does. A token that is
+        wrong is a 401 even with a good certificate, since the token authenticator answers first there too.
+        """
+        if auth is not None:
+            if auth.startswith('Bearer ') and hmac.compare_digest(auth[7:].strip().encode(), self.token.encode()):
+                return {'username': ADMIN_USER_INFO['username'], 'groups': list(ADMIN_USER_INFO['groups'])}
+            return None
+        cert = self._client_certificate(request)
+        if not cert:
+            return None
+        names = [attr for rdn in cert.get('subject', ()) for attr in rdn]
+        common = [value for key, value in names if key == 'commonName']
+        if not common:
+            return None
+        groups = [value for key, value in names if key == 'organizationName']
+        return {'username': common[0], 'groups': groups + ['system:authenticated']}
 
     def _anonymous_forbidden(self, request: web.Request) -> dict:
         """kube-apiserver's RBAC 403 for system:anonymous (its message and details)."""
@@ -371,7 +404,7 @@ class KubeAPI:
         if rtype.review is not None:
             if method != 'POST' or name is not None or namespace is not None:
                 raise APIError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed', {})
-            return _json_response(rtype.review(await self._read_object(request, rtype)), 201)
+            return _json_response(rtype.review(await self._read_object(request, rtype), request[_USER]), 201)
         if force_watch and not (method == 'GET' and name is None):
             raise server_not_found()
         if method == 'GET':

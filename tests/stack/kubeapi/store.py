@@ -39,7 +39,7 @@ class ResourceType:
     field_selectors: frozenset = frozenset()
     normalize: Callable | None = None
     returns_deleted_object: bool = False
-    # A create-only review (SelfSubjectAccessReview, SelfSubjectReview): answer(body) -> the created object, never stored.
+    # A create-only review (SelfSubjectAccessReview, SelfSubjectReview): answer(body, user info) -> the created object, never stored.
     review: Callable | None = None
 
     @property

@@ -11,6 +11,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinsta
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import default_user_data, object_names
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.limits import (
     derived_name_problems,
+    shorten,
     size_problem,
     ssh_public_key_problems,
 )
@@ -94,3 +95,17 @@ def test_sizes_over_the_limits_fail_before_any_write():
 def test_a_hostile_key_makes_no_parameters():
     with pytest.raises(ParameterError, match="U[+]2028"):
         vm_parameters({"sshKey": "ssh-ed25519 %s me\u2028ssh_pwauth: true" % ED25519})
+
+
+@pytest.mark.parametrize("text, limit, in_bytes, expected", [
+    ("short", 10, False, "short"),
+    ("abcdefghij", 10, False, "abcdefghij"),
+    ("abcdefghijk", 10, False, "abcdefghi\u2026"),
+    ("\u00e9" * 6, 12, True, "\u00e9" * 6),
+    # 7 two-byte characters do not fit 12 bytes: 9 bytes of room before the 3-byte ellipsis keep 4 whole characters.
+    ("\u00e9" * 7, 12, True, "\u00e9" * 4 + "\u2026"),
+    ("\U0001f600" * 3, 8, True, "\U0001f600\u2026"),
+])
+def test_shorten_cuts_at_a_character_boundary(text, limit, in_bytes, expected):
+    assert shorten(text, limit, in_bytes) == expected
+    assert (len(expected.encode("utf-8")) if in_bytes else len(expected)) <= limit

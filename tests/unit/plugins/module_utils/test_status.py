@@ -74,6 +74,21 @@ def test_job_records_in_both_shapes():
     assert [j["jobID"] for j in other["jobs"]] == ["7265", "7267"]
 
 
+def test_messages_are_cut_to_what_the_api_server_takes(fake):
+    """A condition's message fits the CRD's 32768 characters; an Event's message 1024 bytes and its reason 128 bytes
+    (Go's len()), cut at a character boundary: hostile or long text never makes the write fail."""
+    long_error = "\u4e16" * 40000
+    condition = merge_conditions([], [{"type": "Available", "status": "False", "reason": "Failed", "message": long_error}], 1, T0)[0]
+    assert len(condition["message"]) == 32768 and condition["message"].endswith("\u2026")
+    record_events(fake, live(), [("R" * 200, long_error, "Warning")])
+    event = fake.created[0]
+    assert len(event["message"].encode("utf-8")) <= 1024 and event["message"].endswith("\u2026")
+    assert set(event["message"][:-1]) == {"\u4e16"}
+    assert len(event["reason"].encode("utf-8")) <= 128 and len(event["action"].encode("utf-8")) <= 128
+    record_events(fake, live(), [("Short", "fits", "Normal")])
+    assert fake.created[1]["message"] == "fits" and fake.created[1]["reason"] == "Short"
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
