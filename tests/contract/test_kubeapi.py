@@ -605,6 +605,18 @@ def test_upstream_schema_constraints(api_client, namespace):
     assert written['status']['conditions'][0]['message'] == 'x' * 32768
 
 
+@pytest.mark.parametrize('group, version, plural, kind, body, field', [
+    ('kubevirt.io', 'v1', 'virtualmachines', 'VirtualMachine', {}, 'spec'),
+    ('kubevirt.io', 'v1', 'virtualmachines', 'VirtualMachine', {'spec': {'runStrategy': 'Always'}}, 'spec.template'),
+    ('kubevirt.io', 'v1', 'virtualmachineinstances', 'VirtualMachineInstance', {'spec': {}}, 'spec.domain'),
+    ('cdi.kubevirt.io', 'v1beta1', 'datavolumes', 'DataVolume', {}, 'spec'),
+])
+def test_kubevirt_and_cdi_schemas_require_what_upstream_requires(api_client, namespace, group, version, plural, kind, body, field):
+    manifest = dict({'apiVersion': f'{group}/{version}', 'kind': kind, 'metadata': {'name': 'r'}}, **body)
+    status, answer = raw(api_client, 'POST', f'/apis/{group}/{version}/namespaces/{namespace}/{plural}', body=manifest)
+    assert status == 422 and [c['field'] for c in answer['details']['causes']] == [field], answer
+
+
 def test_unknown_fields_are_pruned(api_client, namespace):
     cis = CI(api_client, namespace)
     made = cis.create('prune', bogus='x', bootDisk={'sizeGiB': 10, 'extra': True})
