@@ -51,7 +51,7 @@ GROUP = 'cloudkit.openshift.io'
 NAMESPACE = 'bench'
 VM_NAMESPACE = 'bench-vms'
 TENANT = 'acme'
-# The seed-era parameters of tests/stack/demo.py: 4 objects (cloud-init Secret, DataVolume, VirtualMachine, Service).
+# The seed-era parameters of tests/stack/seed.py: 4 objects (cloud-init Secret, DataVolume, VirtualMachine, Service).
 PARAMETERS = {'cpu_cores': 2, 'memory': '2Gi', 'disk_size': '10Gi', 'image': 'quay.io/containerdisks/fedora:40', 'exposed_ports': '22/tcp'}
 PLAYBOOKS = {
     ('ours', 'create'): ROOT / 'playbooks' / 'create_compute_instance.yml',

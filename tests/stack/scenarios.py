@@ -33,7 +33,7 @@ import kubernetes
 from kubernetes import client
 
 from . import apis, audit
-from .demo import desired_config_version
+from .seed import desired_config_version
 from .kubevirt.informer import Informer, custom_objects_api, start_synced
 from .local import LocalStack
 

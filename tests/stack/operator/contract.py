@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import datetime
 
-from tests.stack.demo import desired_config_version
+from tests.stack.seed import desired_config_version
 
 VERSION = 'v1alpha1'
 CI_PLURAL = 'computeinstances'
