@@ -50,6 +50,7 @@ sanity: sync
 
 lint: sync
 	$(BIN)/ansible-lint --profile production
+	$(BIN)/antsibull-changelog lint
 
 units: sync
 	cd $(COLLECTION_COPY) && $(BIN)/ansible-test units --python $(PY_VERSION) --color no
