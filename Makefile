@@ -21,6 +21,8 @@ export PATH := $(BIN):$(PATH)
 # `make test` runs on kube-apiserver, and the contract suite a second time on the stand-in; `make demo` on the stand-in.
 TEST_API ?= kube-apiserver
 DEMO_API ?= stand-in
+# A real cluster for the demo only when named here (make demo DEMO_KUBECONFIG=~/.kube/config), never from KUBECONFIG.
+DEMO_KUBECONFIG ?=
 # Build the control plane only when a run needs it (CLOUDKIT_SKIP_K8S_BUILD=1 skips tools/k8s/build.sh).
 skip_build = $(if $(filter kube-apiserver,$(1)),,1)
 
@@ -31,10 +33,11 @@ skip_build = $(if $(filter kube-apiserver,$(1)),,1)
 test: bootstrap sanity lint units contract integration molecule reliability
 
 ## make demo: the main job end to end, driven by the operator stand-in (DEMO_ARGS=--json for a JSON report;
-## DEMO_API=kube-apiserver to run it on the real control plane instead of the embedded API stand-in)
+## DEMO_API=kube-apiserver to run it on the real control plane instead of the embedded API stand-in;
+## DEMO_KUBECONFIG=<path> to run its Kubernetes part on that cluster: an exported KUBECONFIG is never used)
 demo:
 	CLOUDKIT_SKIP_K8S_BUILD=$(call skip_build,$(DEMO_API)) $(ROOT)/tools/bootstrap.sh
-	CLOUDKIT_TEST_API=$(DEMO_API) $(ROOT)/tools/demo.sh $(DEMO_ARGS)
+	CLOUDKIT_TEST_API=$(DEMO_API) DEMO_KUBECONFIG=$(DEMO_KUBECONFIG) $(ROOT)/tools/demo.sh $(DEMO_ARGS)
 
 bootstrap:
 	CLOUDKIT_SKIP_K8S_BUILD=$(call skip_build,$(TEST_API)) $(ROOT)/tools/bootstrap.sh
@@ -47,6 +50,7 @@ sanity: sync
 
 lint: sync
 	$(BIN)/ansible-lint --profile production
+	$(BIN)/antsibull-changelog lint
 
 units: sync
 	cd $(COLLECTION_COPY) && $(BIN)/ansible-test units --python $(PY_VERSION) --color no

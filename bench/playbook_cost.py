@@ -51,7 +51,7 @@ GROUP = 'cloudkit.openshift.io'
 NAMESPACE = 'bench'
 VM_NAMESPACE = 'bench-vms'
 TENANT = 'acme'
-# The seed-era parameters of tests/stack/demo.py: 4 objects (cloud-init Secret, DataVolume, VirtualMachine, Service).
+# The seed-era parameters of tests/stack/seed.py: 4 objects (cloud-init Secret, DataVolume, VirtualMachine, Service).
 PARAMETERS = {'cpu_cores': 2, 'memory': '2Gi', 'disk_size': '10Gi', 'image': 'quay.io/containerdisks/fedora:40', 'exposed_ports': '22/tcp'}
 PLAYBOOKS = {
     ('ours', 'create'): ROOT / 'playbooks' / 'create_compute_instance.yml',
@@ -213,8 +213,9 @@ class Bench:
 
 
 def context_figures(bench: Bench, workdir: Path) -> dict:
-    """What any job pays regardless of the collection: ansible-playbook with an empty play, one trivial module task, and
-    importing kubernetes.config (what plugins/module_utils/kube.py imports) in a fresh interpreter; medians of 3."""
+    """What a job pays besides its own work: ansible-playbook with an empty play, one trivial module task, and importing
+    kubernetes.config in a fresh interpreter (what each kubernetes.core module of the baseline pays; our kube.py imports
+    kubernetes only for exec or auth-provider kubeconfig users); medians of 3."""
     empty = workdir / 'empty.yml'
     empty.write_text(yaml.safe_dump(EMPTY_PLAY), encoding='utf-8')
     pings = workdir / 'ping.yml'

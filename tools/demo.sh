@@ -3,7 +3,7 @@
 # Starts the API, KubeVirt and AAP controller stand-ins and ansible-rulebook on the webhook rulebook, then
 # creates, changes and deletes ComputeInstances through EDA and AAP Direct and prints a summary table.
 # Arguments go to the scenario: --json (a JSON report on stdout), --ready-delay S, --timeout S, --work-dir D.
-# With KUBECONFIG set, the Kubernetes part runs on that cluster instead of the stand-ins.
+# With DEMO_KUBECONFIG set (and only then: an exported KUBECONFIG is ignored), the Kubernetes part runs on that cluster.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

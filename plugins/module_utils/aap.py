@@ -28,7 +28,7 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.envelope import EnvelopeError, identify
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import USER_AGENT
 
-# CONTRACT section 2, with Pending/Waiting/Running kept apart (later operator versions).
+# docs/contract.md, Status (job states), with Pending/Waiting/Running kept apart (later operator versions).
 STATE_BY_STATUS = {
     "successful": "Succeeded",
     "failed": "Failed",
@@ -100,7 +100,7 @@ def client_from_params(params, **kwargs):
 
 
 def map_status(status):
-    """The ComputeInstance job state for an AAP job status (CONTRACT section 2)."""
+    """The ComputeInstance job state for an AAP job status (docs/contract.md, Status)."""
     return STATE_BY_STATUS.get(status, "Unknown")
 
 

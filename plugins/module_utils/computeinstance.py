@@ -355,7 +355,7 @@ class ComputeInstance(object):
         return self.names.finalizer in self.finalizers
 
     def needed_action(self):
-        """(action, reason): what the contract (CONTRACT section 3) asks of the Ansible side now."""
+        """(action, reason): what the contract (docs/contract.md, Reconciled version) asks of the Ansible side now."""
         if not self.managed:
             return "none", "management-state is %s: hands off" % self.management_state
         if self.deleting:

@@ -3,7 +3,7 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """The ComputeInstance out of whichever extra-vars envelope delivered it.
 
-The one place that knows the shapes of CONTRACT section 2:
+The one place that knows the shapes of docs/contract.md, Envelopes:
   ansible_eda.event.payload   EDA run_job_template, and AAP Direct which wraps it the same way
   osac_job_vars.resource      later operator versions
   compute_instance            hand runs

@@ -713,7 +713,7 @@ class KubeClient(object):
         key = (api_version, kind)
         group, sep, version = api_version.rpartition("/")
         if key not in self._resources and sep and version == API_VERSION and kind in (COMPUTE_INSTANCE_KIND, TENANT_KIND):
-            # The contract fixes these kinds' plurals in any group (CONTRACT section 1): no discovery round trip.
+            # The contract fixes these kinds' plurals in any group (docs/contract.md, Resources): no discovery.
             for resource in contract_resources(Names(group)):
                 self.register(resource)
         if key not in self._resources and api_version not in self._discovered:

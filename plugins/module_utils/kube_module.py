@@ -41,6 +41,10 @@ class KubeModule(AnsibleModule):
         spec = auth_argument_spec()
         spec.update(argument_spec)
         super(KubeModule, self).__init__(argument_spec=spec, **kwargs)
+        # kubeconfig is no_log for its content (a dict with tokens and keys); a path is no secret, and masking it would
+        # turn "No configuration found at /wrong/path" into "... at ********".
+        if isinstance(self.params.get("kubeconfig"), str):
+            self.no_log_values.discard(self.params["kubeconfig"])
         self._client = None
         self.fence = None
 

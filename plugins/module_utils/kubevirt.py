@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, cloudkit.provisioning contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""The KubeVirt objects of one ComputeInstance (CONTRACT section 5), as manifests.
+"""The KubeVirt objects of one ComputeInstance (docs/contract.md, VM objects), as manifests.
 
 Pure functions: validated VM parameters in, manifests out. Every object carries
 the instance labels, so a delete can find everything even without the Tenant.
@@ -27,7 +27,7 @@ VIRTUAL_MACHINE_INSTANCE = STATIC_RESOURCES[("kubevirt.io/v1", "VirtualMachineIn
 STORAGE_CLASS = STATIC_RESOURCES[("storage.k8s.io/v1", "StorageClass")]
 PERSISTENT_VOLUME_CLAIM = STATIC_RESOURCES[("v1", "PersistentVolumeClaim")]
 
-# Deletion order of CONTRACT section 5 (after the VM is stopped and its VMI gone).
+# Deletion order of docs/contract.md, VM objects (after the VM is stopped and its VMI gone).
 DELETE_ORDER = (VIRTUAL_MACHINE, SERVICE, DATA_VOLUME, SECRET)
 
 DEFAULT_STORAGE_CLASS_ANNOTATIONS = (

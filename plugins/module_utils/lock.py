@@ -4,7 +4,7 @@
 """Per-instance lock on a coordination.k8s.io/v1 Lease.
 
 Provision and deprovision of one ComputeInstance must never run at once,
-whatever launched them (CONTRACT section 4: job 7265 was still provisioning
+whatever launched them (docs/contract.md, Upstream defects: job 7265 was still provisioning
 while 7267 deprovisioned). Every job takes the instance's Lease first. The
 holder renews it while it works; a holder that died stops renewing, and once
 leaseDurationSeconds have passed since its last renewal the next job takes

@@ -32,7 +32,7 @@ _API_GROUP_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0
 
 
 class Names(object):
-    """The contract's names for one API group (CONTRACT section 1)."""
+    """The contract's names for one API group (docs/contract.md, Names)."""
 
     __slots__ = ("api_group",)
 

@@ -17,7 +17,7 @@ from kubernetes import client
 
 from tests.conftest import ROOT
 from tests.contract.helpers import CI, VERSION
-from tests.stack.demo import desired_config_version
+from tests.stack.seed import desired_config_version
 from tests.stack.operator import Operator, map_aap_status
 
 GROUP = 'cloudkit.openshift.io'

@@ -14,7 +14,7 @@ from kubernetes import client
 from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import set_finalizer
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
-from tests.stack.demo import desired_config_version
+from tests.stack.seed import desired_config_version
 
 VERSION = "v1alpha1"
 

@@ -1,7 +1,7 @@
 """An independent check of a ComputeInstance's live objects against its spec, for tests only.
 
 What must exist is derived here, from ``spec.templateParameters`` and the typed spec fields, with the defaults and object
-names of the contract (../shared/CONTRACT.md, section 5): nothing of the collection is imported (not its rendering in
+names of the contract (docs/contract.md, VM objects): nothing of the collection is imported (not its rendering in
 plugins/module_utils/kubevirt.py, not its parameter parsing in computeinstance.py), so a mistake there cannot hide
 itself here. The objects are read through the official client. ``differences`` returns one line per mismatch; the
 reconciled-config-version annotation may name a spec's version only when it returns none.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stack.demo import seed
+from tests.stack.seed import seed
 
 
 @pytest.mark.parametrize("api_group", ["cloudkit.openshift.io", "osac.openshift.io"])

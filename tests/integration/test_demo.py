@@ -1,6 +1,7 @@
 """`make demo` end to end: the operator stand-in drives the jobs through EDA, then AAP Direct (tests/stack/scenarios.py).
 
-Runs the very command `make demo` runs (tools/demo.sh) with --json, and checks every step of the report.
+Runs the very command `make demo` runs (tools/demo.sh) with --json, and checks every step of the report; and the choice of
+the cluster: only DEMO_KUBECONFIG, never an exported KUBECONFIG.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.stack import scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,3 +57,17 @@ def test_summary_table():
     assert text[0].split() == ["step", "mode", "time", "jobs", "launched", "overlaps", "objects", "left", "result"]
     assert text[2].split() == ["create", "EDA", "12.3s", "1", "0", "0", "ok"]
     assert text[3].split()[-5:] == ["2", "0", "3", "NOT", "CONVERGED"]
+
+
+def test_an_exported_kubeconfig_never_chooses_the_demos_cluster():
+    """`make demo` runs on the local stack unless DEMO_KUBECONFIG names a cluster: a KUBECONFIG or K8S_AUTH_* the user
+    exported for other work neither chooses the cluster nor reaches the demo's jobs and clients."""
+    inherited = {"KUBECONFIG": "/home/user/.kube/prod", "K8S_AUTH_KUBECONFIG": "/home/user/.kube/prod",
+                 "K8S_AUTH_HOST": "https://prod.example:6443", "K8S_AUTH_API_KEY": "t", "PATH": "/usr/bin"}
+    environ = dict(inherited)
+    assert scenarios.demo_cluster(environ) is None
+    assert environ == {"PATH": "/usr/bin"}
+    environ = dict(inherited, DEMO_KUBECONFIG="~/.kube/lab")
+    assert scenarios.demo_cluster(environ) == os.path.expanduser("~/.kube/lab")
+    assert environ == {"PATH": "/usr/bin", "DEMO_KUBECONFIG": "~/.kube/lab"}
+    assert scenarios.demo_cluster({"DEMO_KUBECONFIG": ""}) is None

@@ -1,8 +1,8 @@
 """End to end: the operator stand-in drives this collection's jobs through EDA (ansible-rulebook) and AAP Direct.
 
 The first tests are `make demo`'s scenario (tests/stack/scenarios.py) in each mode and in the later variant. The
-``test_seed_bug_*`` tests are the seed's three defects (CONTRACT section 4), each shown twice: it passes with this
-collection, and the same check fails on a negative control that behaves as the seed's Ansible side did
+``test_seed_bug_*`` tests are the seed's three defects (docs/contract.md, Upstream defects), each shown twice: it passes
+with this collection, and the same check fails on a negative control that behaves as the seed's Ansible side did
 (tests/integration/playbooks/upstream/), so the check can fail.
 """
 

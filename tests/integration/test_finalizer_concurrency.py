@@ -1,4 +1,4 @@
-"""No writer's finalizer or label is ever lost under concurrent writers (CONTRACT section 4).
+"""No writer's finalizer or label is ever lost under concurrent writers (docs/contract.md, Upstream defects).
 
 Two processes toggle their own finalizer on one object with the finalizer
 module's logic; a third toggles its own finalizer and rewrites a label. Each

@@ -1,4 +1,4 @@
-"""Provision and deprovision of one instance never overlap (CONTRACT section 4, jobs 7265/7267).
+"""Provision and deprovision of one instance never overlap (docs/contract.md, Upstream defects: jobs 7265/7267).
 
 A create job whose VM takes seconds to become Ready is running when the
 instance is deleted and the delete job starts. From the API server's write log

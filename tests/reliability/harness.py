@@ -24,7 +24,7 @@ from kubernetes import client, config
 from tests.integration.live_check import differences
 from tests.reliability_report import record
 from tests.stack import audit
-from tests.stack.demo import desired_config_version
+from tests.stack.seed import desired_config_version
 from tests.stack.scenarios import VERSION, Scenario
 
 # Tells the test's own writes apart from the operator stand-in's in the write log (both use the official client).

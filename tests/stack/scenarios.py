@@ -11,9 +11,11 @@ operator stand-in in EDA mode, then:
 5. prints a summary (each step, time, jobs launched, overlaps, orphaned objects) and exits 1 if anything did not converge.
 
 ``--api kube-apiserver`` (``make demo DEMO_API=kube-apiserver``) runs it on kube-apiserver, kube-controller-manager and etcd
-built from their Go modules (``make bootstrap``) instead of the embedded API stand-in. With ``KUBECONFIG`` set the
-Kubernetes part runs on that cluster instead (it must serve the CRDs in tests/stack/crds and
-run KubeVirt); the controller and EDA stand-ins still run here. Overlaps are read from the write log of the API stand-in
+built from their Go modules (``make bootstrap``) instead of the embedded API stand-in. A real cluster is used only when
+asked for by the demo's own variable: with ``DEMO_KUBECONFIG`` (``make demo DEMO_KUBECONFIG=~/.kube/config``) the
+Kubernetes part runs on the cluster that kubeconfig names (it must serve the CRDs in tests/stack/crds and run KubeVirt);
+the controller and EDA stand-ins still run here. An exported ``KUBECONFIG`` or ``K8S_AUTH_*`` never chooses the cluster:
+the demo removes them from its environment (``demo_cluster``). Overlaps are read from the write log of the API stand-in
 (or of the proxy in front of kube-apiserver), so on a user's cluster they show as n/a.
 """
 from __future__ import annotations
@@ -31,7 +33,7 @@ import kubernetes
 from kubernetes import client
 
 from . import apis, audit
-from .demo import desired_config_version
+from .seed import desired_config_version
 from .kubevirt.informer import Informer, custom_objects_api, start_synced
 from .local import LocalStack
 
@@ -404,6 +406,17 @@ def table(results: list[StepResult]) -> str:
     return '\n'.join(lines)
 
 
+def demo_cluster(environ) -> str | None:
+    """The kubeconfig of the cluster the demo's Kubernetes part runs on: only the one ``DEMO_KUBECONFIG`` names, else None
+    (the local stack). ``KUBECONFIG`` and every ``K8S_AUTH_*`` are removed from ``environ`` (the demo passes
+    ``os.environ``), so neither this process nor a job, ansible-rulebook or a client it starts can pick up a cluster the user
+    exported for other work."""
+    for name in [name for name in environ if name == 'KUBECONFIG' or name.startswith('K8S_AUTH_')]:
+        del environ[name]
+    kubeconfig = environ.get('DEMO_KUBECONFIG')
+    return os.path.expanduser(kubeconfig) if kubeconfig else None
+
+
 def main(argv=None) -> int:
     """Entry point of `make demo`."""
     parser = argparse.ArgumentParser(prog='python -m tests.stack.scenarios', description=__doc__.splitlines()[0])
@@ -416,7 +429,7 @@ def main(argv=None) -> int:
                              '(make bootstrap; default from CLOUDKIT_TEST_API)')
     args = parser.parse_args(argv)
     out = sys.stderr if args.json else sys.stdout
-    kubeconfig = os.environ.get('KUBECONFIG') or None
+    kubeconfig = demo_cluster(os.environ)
     work_dir = args.work_dir or tempfile.mkdtemp(prefix='cloudkit-demo-')
     print(f'== starting the local stack in {work_dir}' + (f' (Kubernetes: {kubeconfig})' if kubeconfig else f' (Kubernetes API: {args.api})'),
           file=out, flush=True)

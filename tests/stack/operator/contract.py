@@ -1,4 +1,4 @@
-"""The operator's side of CONTRACT.md as pure functions: names from one API group, status fields, AAP state mapping.
+"""The operator's side of docs/contract.md as pure functions: names from one API group, status fields, AAP states.
 
 The names are spelled here from the contract rather than imported from the collection's ``names.py`` on purpose:
 this package plays the other party, so a wrong name on the collection's side shows up as a failing test.
@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import datetime
 
-from tests.stack.demo import desired_config_version
+from tests.stack.seed import desired_config_version
 
 VERSION = 'v1alpha1'
 CI_PLURAL = 'computeinstances'
@@ -26,7 +26,7 @@ _LATER_STATES = dict(_SEED_STATES, pending='Pending', waiting='Waiting')
 
 
 class Names:
-    """Every finalizer and annotation name of CONTRACT section 1, derived from one API group."""
+    """Every finalizer and annotation name of docs/contract.md (Names), derived from one API group."""
 
     def __init__(self, api_group: str):
         self.group = api_group
@@ -39,7 +39,8 @@ class Names:
 
 
 def map_aap_status(aap_status: str | None, variant: str = SEED) -> str:
-    """The job state (CONTRACT section 2) for an AAP job status; the later variant keeps Pending/Waiting/Running apart."""
+    """The job state (docs/contract.md, Status) of an AAP job status; the later variant keeps Pending/Waiting/Running
+    apart."""
     table = _LATER_STATES if variant == LATER else _SEED_STATES
     return table.get(aap_status or '', 'Unknown')
 

@@ -36,7 +36,7 @@ class _Gone(Exception):
 
 
 class Operator:
-    """The cloudkit operator's side of CONTRACT.md, on background threads (see README.md for the rules it follows).
+    """The cloudkit operator's side of docs/contract.md, on background threads (see README.md for the rules it follows).
 
     ``mode`` ``eda``: POST the instance to ``create_webhook`` / ``delete_webhook``; ``aap``: launch ``provision_template`` /
     ``deprovision_template`` on the controller at ``aap_url`` (ends in ``/api/controller``). ``variant`` ``seed`` writes

@@ -1,4 +1,4 @@
-"""Unit tests for plugins/module_utils/envelope.py: every envelope of CONTRACT section 2, and bad input."""
+"""Unit tests for plugins/module_utils/envelope.py: every envelope of docs/contract.md (Envelopes), and bad input."""
 
 from __future__ import annotations
 

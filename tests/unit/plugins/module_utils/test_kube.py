@@ -706,3 +706,30 @@ def test_contract_kinds_need_no_discovery():
     resource = client.resource("osac.openshift.io/v1alpha1", "ComputeInstance")
     assert (resource.plural, resource.group) == ("computeinstances", "osac.openshift.io")
     assert client.resource("cloudkit.openshift.io/v1alpha1", "Tenant").plural == "tenants"
+
+
+def test_a_wrong_kubeconfig_path_is_named_and_its_content_stays_masked(tmp_path, monkeypatch, no_fallback):
+    """The path is no secret (the failure names it, after fail_json's no_log masking); a kubeconfig given as content
+    stays no_log."""
+    testing = pytest.importorskip("ansible.module_utils.testing")
+    from ansible.module_utils.common.parameters import remove_values
+    from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import KubeModule
+
+    class Failed(Exception):
+        pass
+
+    def fail_json(**result):
+        raise Failed(result)
+
+    wrong = str(tmp_path / "no-such-kubeconfig")
+    with testing.patch_module_args({"kubeconfig": wrong}):
+        module = KubeModule({})
+    monkeypatch.setattr(module, "fail_json", fail_json)
+    with pytest.raises(Failed) as failed:
+        module.client  # pylint: disable=pointless-statement
+    shown = remove_values(failed.value.args[0], module.no_log_values)  # what fail_json prints
+    assert "No configuration found at %s" % wrong in shown["msg"]
+
+    with testing.patch_module_args({"kubeconfig": kubeconfig({"server": "http://127.0.0.1:1"}, {"token": "s3cret-token"})}):
+        module = KubeModule({})
+    assert remove_values("token s3cret-token", module.no_log_values) == "token ********"

@@ -1,4 +1,4 @@
-"""Seed the operator's side by hand, and show what is there (molecule's prepare step and some tests use it).
+"""The seeding CLI: the operator's side by hand, and what is there (molecule's prepare step and some tests use it).
 
 seed: a Tenant with its namespace, and one ComputeInstance whose status carries
 what the operator writes (tenant reference, desired config version). envelope:
