@@ -26,6 +26,7 @@ author:
   - cloudkit.provisioning contributors (@cloudkit)
 extends_documentation_fragment:
   - cloudkit.provisioning.kube
+  - cloudkit.provisioning.controller.with_kube
 attributes:
   check_mode:
     support: full
@@ -79,32 +80,6 @@ options:
     description: Fail the task when any check finds a problem (the findings are returned either way).
     type: bool
     default: true
-  controller_host:
-    description:
-      - Automation controller whose job templates are checked (see M(cloudkit.provisioning.aap_job) for the URL forms);
-        unset skips that check.
-      - Can also be set with the E(CONTROLLER_HOST), E(TOWER_HOST) or E(AAP_HOSTNAME) environment variables.
-    type: str
-  controller_oauthtoken:
-    description:
-      - Token for the controller.
-      - Can also be set with the E(CONTROLLER_OAUTH_TOKEN), E(TOWER_OAUTH_TOKEN) or E(AAP_TOKEN) environment variables.
-    type: raw
-  controller_username:
-    description:
-      - User for the controller, with O(controller_password), when no token is given.
-      - Can also be set with the E(CONTROLLER_USERNAME), E(TOWER_USERNAME) or E(AAP_USERNAME) environment variables.
-    type: str
-  controller_password:
-    description:
-      - Password of O(controller_username).
-      - Can also be set with the E(CONTROLLER_PASSWORD), E(TOWER_PASSWORD) or E(AAP_PASSWORD) environment variables.
-    type: str
-  controller_validate_certs:
-    description:
-      - Whether to verify the controller's TLS certificate (O(validate_certs) is the Kubernetes API's).
-      - Can also be set with the E(CONTROLLER_VERIFY_SSL), E(TOWER_VERIFY_SSL) or E(AAP_VALIDATE_CERTS) environment variables.
-    type: bool
 """
 
 EXAMPLES = r"""
@@ -138,7 +113,7 @@ problems:
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import ControllerClient, ControllerError, controller_argument_spec
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import ControllerError, client_from_kube_module_params, controller_argument_spec_with_kube
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.preflight import (
@@ -163,13 +138,7 @@ def main():
         "instance_namespaces": {"type": "list", "elements": "str", "default": []},
         "target_namespaces": {"type": "list", "elements": "str", "default": []},
     }
-    controller_options = controller_argument_spec()
-    for option in ("controller_host", "controller_oauthtoken", "controller_username", "controller_password"):
-        argument_spec[option] = dict(controller_options[option])
-        argument_spec[option].pop("aliases", None)
-    # validate_certs is the Kubernetes API's here (kubernetes.core's name), so the controller's has its own.
-    argument_spec["controller_validate_certs"] = dict(controller_options["validate_certs"])
-    argument_spec["controller_validate_certs"].pop("aliases", None)
+    argument_spec.update(controller_argument_spec_with_kube())
     module = KubeModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     module.names(params["api_group"])  # a malformed group fails here, naming the option
@@ -185,8 +154,7 @@ def main():
         module.fail_api(error, "cannot check the cluster", findings=findings)
     if params["controller_host"]:
         try:
-            controller = ControllerClient(params["controller_host"], token=params["controller_oauthtoken"], username=params["controller_username"],
-                                          password=params["controller_password"], validate_certs=params["controller_validate_certs"])
+            controller = client_from_kube_module_params(params)
             findings.extend(check_templates(controller, params["job_templates"], params["organization"]))
         except (ControllerError, ValueError) as error:
             findings.append(finding("controller", params["controller_host"], getattr(error, "message", str(error)),
