@@ -7,11 +7,7 @@ README entry go.
 """
 from __future__ import annotations
 
-import json
-import ssl
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
