@@ -383,8 +383,8 @@ class Cleanup(object):
                 if reason is None:
                     continue
                 target = {"kind": "job" if job["template_type"] == "job" else "workflow job", "namespace": None, "name": str(job["id"]), "uid": None}
-                evidence = {"template": job["template"], "status": job["status"], "instance": {"namespace": identity.namespace, "name": identity.name,
-                                                                                                "uid": identity.uid}}
+                evidence = {"template": job["template"], "status": job["status"],
+                            "instance": {"namespace": identity.namespace, "name": identity.name, "uid": identity.uid}}
                 self._act("cancel", target, reason, evidence, apply=lambda job=job: self._cancel(job))
 
     def _cancel(self, job):

@@ -23,7 +23,7 @@ description:
   - Our finalizer (C(<api group>/computeinstance-aap)) on a ComputeInstance being deleted, when no job of
     O(templates) is running or queued for it, none of its VM objects is left and its Lease is free. The removal
     takes the instance's Lease as a job would, checks everything again, and removes only that finalizer, testing the
-    instance's uid. The operator's own finalizer is never touched. Needs O(controller_host): without the controller
+    instance's uid. The operator's own finalizer is never touched. This needs O(controller_host), since without the controller
     there is no knowing whether a deprovision job is queued, and the finalizer is kept.
   - With O(cancel_jobs=true), active jobs of O(templates) whose ComputeInstance no longer exists are canceled.
   - Every removal is reported with its reason and evidence, and recorded as an Event on the ComputeInstance when it

@@ -113,7 +113,11 @@ problems:
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import ControllerError, client_from_kube_module_params, controller_argument_spec_with_kube
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import (
+    ControllerError,
+    client_from_kube_module_params,
+    controller_argument_spec_with_kube,
+)
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.preflight import (

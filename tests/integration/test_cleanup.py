@@ -99,8 +99,9 @@ def test_leftovers_are_reported_by_a_dry_run_then_removed(operator, run_job, nam
     since = last_seq(instrumented_api)
     dry = ok(run_cleanup(run_job, controller, "cleanup-dry", cancel_jobs=True, **scope))
     assert cleanup_writes(instrumented_api, since, "cleanup-dry") == [], "a dry run writes nothing"
-    for expected in ("VirtualMachine %s/gone" % vm_namespace, "re-created as %s/gone" % namespace, "no longer exists", "remove_finalizer ComputeInstance %s/stuck" % namespace,
-                     "which has ended", "job 987654", "another controller", "cancel job %s" % running, "(planned)"):
+    for expected in ("VirtualMachine %s/gone" % vm_namespace, "re-created as %s/gone" % namespace, "no longer exists",
+                     "remove_finalizer ComputeInstance %s/stuck" % namespace, "which has ended", "job 987654", "another controller",
+                     "cancel job %s" % running, "(planned)"):
         assert expected in dry.stdout, (expected, dry.stdout[-5000:])
     assert operator.objects(vm_namespace, gone_uid), "nothing removed by the dry run"
     assert OURS in operator.get(namespace, "stuck")["metadata"]["finalizers"]
