@@ -410,7 +410,7 @@ class ControllerClient(object):
     def launch(self, template, extra_vars=None, template_type="job"):
         """Launch a template (as returned by find_template) with extra_vars; returns the new job."""
         kind = KINDS[template_type]
-        if extra_vars and not (template.get("ask_variables_on_launch") or template.get("survey_enabled")):
+        if extra_vars and not accepts_extra_vars(template):
             # The controller would launch anyway and drop the variables: the job would not know its instance.
             raise BadRequest("%s %r does not prompt for variables on launch: enable Prompt on launch for Variables"
                              % (kind["label"], template.get("name")))
@@ -524,6 +524,11 @@ def _job_not_found(error, job_id, template_type):
     label = "workflow job" if template_type == "workflow" else "job"
     return NotFound("no %s %s at %s (HTTP 404): it never existed, or was purged" % (label, job_id, error.url),
                     status=404, url=error.url, method=error.method, detail=error.detail)
+
+
+def accepts_extra_vars(template):
+    """Whether a launch's extra vars reach the job: Prompt on launch for Variables, or a survey."""
+    return bool(template.get("ask_variables_on_launch") or template.get("survey_enabled"))
 
 
 def _organization(template):
