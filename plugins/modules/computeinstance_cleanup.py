@@ -126,6 +126,8 @@ holder:
   sample: run-cleanup-1a2b3c4d@jobhost
 """
 
+import re
+
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import (
@@ -137,6 +139,9 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.cleanup impo
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import DEFAULT_API_GROUP
+
+
+NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def _label(action):
@@ -159,6 +164,10 @@ def main():
     module = KubeModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     names = module.names(params["api_group"])
+    bad = [namespace for namespace in params["namespaces"] if not NAMESPACE_RE.match(namespace or "")]
+    if bad:
+        module.fail_json(msg="namespaces: %s %s not a namespace name (a DNS label such as tenant-acme)" % (
+            ", ".join(repr(n) for n in bad), "is" if len(bad) == 1 else "are"))
     if params["cancel_jobs"] and not params["controller_host"]:
         module.fail_json(msg="cancel_jobs needs controller_host: jobs are canceled in the controller")
     try:

@@ -16,7 +16,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import set_finalizer
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import micro_time, utc_now
-from tests.integration.conftest import ok
+from tests.integration.conftest import ok, refused
 from tests.integration.instances import envelope
 
 GROUP = "cloudkit.openshift.io"
@@ -167,3 +167,9 @@ def test_cleanup_racing_a_live_provision_and_delete_removes_nothing_they_own(ope
     # The delete job did its whole work itself: everything gone, our finalizer removed by the job.
     assert operator.objects(operator.vm_namespace, uid) == []
     assert operator.get(namespace, "live")["metadata"]["finalizers"] == [OPERATORS]
+
+
+def test_bad_input_is_refused_naming_the_field(run_job):
+    refused(run_cleanup(run_job, None, "cleanup-bad-ns", namespaces=["Tenants!"]), "namespaces")
+    refused(run_cleanup(run_job, None, "cleanup-bad-group", api_group="not a group"), "api_group")
+    refused(run_cleanup(run_job, None, "cleanup-no-controller", cancel_jobs=True), "controller_host")
