@@ -58,3 +58,33 @@ notes:
   - Reads that the controller answers with 429, 502, 503 or 504, and connection failures, are tried up to
     three times; launches and cancels are sent once.
 """
+
+    # For modules that also talk to Kubernetes: validate_certs is the Kubernetes API's there (kubernetes.core's name).
+    WITH_KUBE = r"""
+options:
+  controller_host:
+    description:
+      - Automation controller to ask (see M(cloudkit.provisioning.aap_job) for the URL forms); unset skips what needs it.
+      - Can also be set with the E(CONTROLLER_HOST), E(TOWER_HOST) or E(AAP_HOSTNAME) environment variables.
+    type: str
+  controller_oauthtoken:
+    description:
+      - Token for the controller.
+      - Can also be set with the E(CONTROLLER_OAUTH_TOKEN), E(TOWER_OAUTH_TOKEN) or E(AAP_TOKEN) environment variables.
+    type: raw
+  controller_username:
+    description:
+      - User for the controller, with O(controller_password), when no token is given.
+      - Can also be set with the E(CONTROLLER_USERNAME), E(TOWER_USERNAME) or E(AAP_USERNAME) environment variables.
+    type: str
+  controller_password:
+    description:
+      - Password of O(controller_username).
+      - Can also be set with the E(CONTROLLER_PASSWORD), E(TOWER_PASSWORD) or E(AAP_PASSWORD) environment variables.
+    type: str
+  controller_validate_certs:
+    description:
+      - Whether to verify the controller's TLS certificate (O(validate_certs) is the Kubernetes API's).
+      - Can also be set with the E(CONTROLLER_VERIFY_SSL), E(TOWER_VERIFY_SSL) or E(AAP_VALIDATE_CERTS) environment variables.
+    type: bool
+"""

@@ -86,6 +86,27 @@ def controller_argument_spec():
     return dict((option, dict(settings, fallback=(env_fallback, CONTROLLER_ENV[option]))) for option, settings in CONTROLLER_ARG_SPEC.items())
 
 
+def controller_argument_spec_with_kube():
+    """The connection options for a module that also talks to Kubernetes: no aliases, and the controller's
+    validate_certs is controller_validate_certs (validate_certs is the Kubernetes API's there)."""
+    options = controller_argument_spec()
+    spec = {}
+    for option in ("controller_host", "controller_oauthtoken", "controller_username", "controller_password"):
+        spec[option] = dict(options[option])
+        spec[option].pop("aliases", None)
+    spec["controller_validate_certs"] = dict(options["validate_certs"])
+    spec["controller_validate_certs"].pop("aliases", None)
+    return spec
+
+
+def client_from_kube_module_params(params, **kwargs):
+    """A ControllerClient from controller_argument_spec_with_kube's options; None when no controller_host is set."""
+    if not params.get("controller_host"):
+        return None
+    return ControllerClient(params["controller_host"], token=params.get("controller_oauthtoken"), username=params.get("controller_username"),
+                            password=params.get("controller_password"), validate_certs=params.get("controller_validate_certs"), **kwargs)
+
+
 def client_from_params(params, **kwargs):
     """A ControllerClient from module parameters (controller_argument_spec's options)."""
     return ControllerClient(
@@ -379,10 +400,17 @@ class ControllerClient(object):
                 len(matches), kind["label"], name, ", ".join(sorted(str(_organization(t)) for t in matches))))
         return matches[0]
 
+    def find_template_any(self, name, organization=None):
+        """(template, template_type): the job template called `name`, else the workflow job template of that name."""
+        try:
+            return self.find_template(name, organization, "job"), "job"
+        except NotFound:
+            return self.find_template(name, organization, "workflow"), "workflow"
+
     def launch(self, template, extra_vars=None, template_type="job"):
         """Launch a template (as returned by find_template) with extra_vars; returns the new job."""
         kind = KINDS[template_type]
-        if extra_vars and not (template.get("ask_variables_on_launch") or template.get("survey_enabled")):
+        if extra_vars and not accepts_extra_vars(template):
             # The controller would launch anyway and drop the variables: the job would not know its instance.
             raise BadRequest("%s %r does not prompt for variables on launch: enable Prompt on launch for Variables"
                              % (kind["label"], template.get("name")))
@@ -436,16 +464,12 @@ class ControllerClient(object):
         query = {kind["template_field"]: template["id"], "status__in": ",".join(ACTIVE_STATUSES), "order_by": "id"}
         return [job for job in self.get_all(kind["jobs"] + "/", query) if job.get("status") in ACTIVE_STATUSES]
 
-    def find_jobs(self, template, uid=None, name=None, namespace=None, template_type="job"):
-        """Active jobs of the template about one ComputeInstance, as (job, identity) pairs.
+    def instance_jobs(self, template, template_type="job"):
+        """Active jobs of the template that carry a ComputeInstance, as (job, identity) pairs.
 
-        The instance is recognised in any envelope of the job's extra_vars (envelope.identify):
-        by metadata.uid when `uid` is given, else by namespace and name. Jobs whose extra vars
-        carry no instance are someone else's and are skipped.
+        The instance is recognised in any envelope of the job's extra_vars (envelope.identify); jobs
+        whose extra vars carry no instance are someone else's and are skipped.
         """
-        if not uid and not (name and namespace):
-            raise ValueError("find_jobs needs the instance uid, or its name and namespace")
-        found = []
         for job in self.active_jobs(template, template_type):
             extra_vars = job.get("extra_vars")
             if extra_vars is None:
@@ -454,9 +478,17 @@ class ControllerClient(object):
                 identity = identify(extra_vars or "{}")
             except EnvelopeError:
                 continue
-            if (identity.uid == uid) if uid else (identity.name, identity.namespace) == (name, namespace):
-                found.append((job, identity))
-        return found
+            yield job, identity
+
+    def find_jobs(self, template, uid=None, name=None, namespace=None, template_type="job"):
+        """Active jobs of the template about one ComputeInstance (instance_jobs), as (job, identity) pairs.
+
+        The instance is matched by metadata.uid when `uid` is given, else by namespace and name.
+        """
+        if not uid and not (name and namespace):
+            raise ValueError("find_jobs needs the instance uid, or its name and namespace")
+        return [(job, identity) for job, identity in self.instance_jobs(template, template_type)
+                if ((identity.uid == uid) if uid else (identity.name, identity.namespace) == (name, namespace))]
 
     def describe(self, job, template_type="job"):
         """Module-facing facts of a job; a failed job's result_traceback is fetched when the view lacked it."""
@@ -492,6 +524,11 @@ def _job_not_found(error, job_id, template_type):
     label = "workflow job" if template_type == "workflow" else "job"
     return NotFound("no %s %s at %s (HTTP 404): it never existed, or was purged" % (label, job_id, error.url),
                     status=404, url=error.url, method=error.method, detail=error.detail)
+
+
+def accepts_extra_vars(template):
+    """Whether a launch's extra vars reach the job: Prompt on launch for Variables, or a survey."""
+    return bool(template.get("ask_variables_on_launch") or template.get("survey_enabled"))
 
 
 def _organization(template):

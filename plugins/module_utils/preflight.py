@@ -182,3 +182,241 @@ def check_permissions(client, api_group, instance_namespaces=(), target_namespac
             findings.append(finding("permission", target, "%s may not %s %s %s" % (user, "/".join(missing), resource, where),
                                     "grant the rule %s to %s through %s (the ClusterRole in docs/aap.md has them all)" % (rule, user, binding)))
     return findings
+
+
+# -- the operator's own configuration, read from its Deployment --------------------------------------------------
+
+DEPLOYMENT = Resource("apps/v1", "Deployment", "deployments")
+SECRET = STATIC_RESOURCES[("v1", "Secret")]
+CONFIG_MAP = STATIC_RESOURCES[("v1", "ConfigMap")]
+DEFAULT_OPERATOR_NAMESPACE = "cloudkit-operator-system"
+DEFAULT_OPERATOR_DEPLOYMENT = "cloudkit-operator-controller-manager"
+# The operator's variable prefix, and the API group of the operator generation that uses it (the rename changed both).
+ENV_PREFIXES = {"CLOUDKIT": "cloudkit.openshift.io", "OSAC": "osac.openshift.io"}
+PROVIDERS = ("eda", "aap")
+
+
+class EnvValue(object):
+    """One variable of the operator's container: its value and where it comes from. A Secret's value never shows in repr."""
+
+    __slots__ = ("name", "value", "source", "from_secret", "problem")
+
+    def __init__(self, name, value=None, source="value", from_secret=False, problem=None):
+        self.name = name
+        self.value = value
+        self.source = source
+        self.from_secret = from_secret
+        self.problem = problem
+
+    def __repr__(self):
+        return "EnvValue(%s from %s)" % (self.name, self.source)
+
+    def shown(self):
+        """What a report may say about it: the value, or for a Secret only where it comes from."""
+        if self.problem:
+            return "(%s: %s)" % (self.source, self.problem)
+        if self.from_secret:
+            return "(from %s)" % self.source
+        if self.name.endswith(("_TOKEN", "_PASSWORD")):
+            return "(set in the Deployment, not shown)"
+        return self.value
+
+
+def _decoded(secret, key):
+    import base64
+
+    data = (secret.get("data") or {}).get(key)
+    if data is not None:
+        return base64.b64decode(data).decode("utf-8", "replace")
+    return (secret.get("stringData") or {}).get(key)
+
+
+def _reference(client, namespace, kind, name, key, cache):
+    """(value, problem) of a key of a Secret or ConfigMap in the operator's namespace; never the Secret's value in a message."""
+    resource = SECRET if kind == "Secret" else CONFIG_MAP
+    if (kind, name) not in cache:
+        try:
+            cache[(kind, name)] = client.get(resource, name, namespace)
+        except NotFound:
+            cache[(kind, name)] = None
+        except Forbidden as error:
+            cache[(kind, name)] = error
+    obj = cache[(kind, name)]
+    if isinstance(obj, Forbidden):
+        return None, "cannot be read (%s)" % obj.message
+    if obj is None:
+        return None, "%s %s/%s does not exist" % (kind, namespace, name)
+    value = _decoded(obj, key) if kind == "Secret" else (obj.get("data") or {}).get(key)
+    if value is None:
+        return None, "%s %s/%s has no key %s" % (kind, namespace, name, key)
+    return value, None
+
+
+def operator_environment(client, deployment):
+    """{name: EnvValue} of every container of the Deployment (env and envFrom), Secret and ConfigMap references resolved."""
+    namespace = deployment["metadata"]["namespace"]
+    cache = {}
+    found = {}
+    containers = ((((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")) or []
+    for container in containers:
+        for source in container.get("envFrom") or []:
+            for kind, field in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+                ref = source.get(field)
+                if not ref:
+                    continue
+                obj = client.get_or_none(SECRET if kind == "Secret" else CONFIG_MAP, ref["name"], namespace)
+                items = (obj or {}).get("data") or {}
+                for key in items:
+                    value = _decoded(obj, key) if kind == "Secret" else items[key]
+                    name = (source.get("prefix") or "") + key
+                    found[name] = EnvValue(name, value, "%s %s/%s" % (kind, namespace, ref["name"]), kind == "Secret")
+        for variable in container.get("env") or []:
+            name = variable.get("name")
+            value_from = variable.get("valueFrom") or {}
+            for kind, field in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+                ref = value_from.get(field)
+                if ref:
+                    value, problem = _reference(client, namespace, kind, ref.get("name"), ref.get("key"), cache)
+                    where = "%s %s/%s key %s" % (kind, namespace, ref.get("name"), ref.get("key"))
+                    found[name] = EnvValue(name, value, where, kind == "Secret", problem)
+                    break
+            else:
+                found[name] = EnvValue(name, variable.get("value"))
+    return found
+
+
+def _prefix_of(env):
+    """The operator's variable prefix (CLOUDKIT or OSAC), or None when it sets neither."""
+    counts = dict((prefix, sum(1 for name in env if name.startswith(prefix + "_"))) for prefix in ENV_PREFIXES)
+    with_provider = [prefix for prefix in ENV_PREFIXES if prefix + "_PROVISIONING_PROVIDER" in env]
+    if with_provider:
+        return with_provider[0]
+    best = max(counts, key=lambda prefix: counts[prefix])
+    return best if counts[best] else None
+
+
+def check_operator(client, namespace, name, api_group, webhook_namespace, eda_api_service, organization, default_templates, controller_factory):
+    """Which provider the running operator uses, from its Deployment's environment, and whether its settings work.
+
+    `controller_factory(url, token)` makes the client that checks AAP Direct with the operator's own URL and token.
+    Returns (findings, facts); facts never hold a value read from a Secret.
+    """
+    target = "Deployment %s/%s" % (namespace, name)
+    fix_location = "set operator_namespace and operator_deployment to the operator's Deployment"
+    try:
+        deployment = client.get(DEPLOYMENT, name, namespace)
+    except NotFound:
+        return [finding("operator", target, "the operator's Deployment does not exist", fix_location)], {}
+    except Forbidden as error:
+        return [finding("operator", target, error.message, "grant the preflight's credential get on deployments.apps, secrets and configmaps in %s"
+                        % namespace)], {}
+    env = operator_environment(client, deployment)
+    prefix = _prefix_of(env)
+    facts = {"deployment": target, "prefix": prefix, "provider": None,
+             "variables": dict((n, v.shown()) for n, v in sorted(env.items()) if n.split("_", 1)[0] in ENV_PREFIXES)}
+    if prefix is None:
+        return [finding("operator", target, "its containers set no CLOUDKIT_* or OSAC_* variable",
+                        "set CLOUDKIT_PROVISIONING_PROVIDER and the variables of that provider (docs/day2.md)")], facts
+    findings = []
+    other = [p for p in ENV_PREFIXES if p != prefix and any(n.startswith(p + "_") for n in env)]
+    if other:
+        findings.append(finding("operator", target, "it mixes %s_* and %s_* variables; it reads only one set" % (prefix, other[0]),
+                                "use the %s_* names only (%s_* are those of the other operator generation)" % (prefix, other[0])))
+    if ENV_PREFIXES[prefix] != api_group:
+        findings.append(finding("api_group", target, "the operator uses the %s_* variables of the operator whose API group is %s, but api_group is %s"
+                                % (prefix, ENV_PREFIXES[prefix], api_group),
+                                "set api_group (or CLOUDKIT_API_GROUP) to %s, or run the operator generation of %s" % (ENV_PREFIXES[prefix], api_group)))
+    else:
+        findings.append(finding("api_group", target))
+
+    def var(suffix):
+        return env.get("%s_%s" % (prefix, suffix))
+
+    provider_var = "%s_PROVISIONING_PROVIDER" % prefix
+    provider = var("PROVISIONING_PROVIDER")
+    value = (provider.value or "").strip().lower() if provider is not None else ""
+    if provider is None or provider.problem or value not in PROVIDERS:
+        problem = "%s is not set" % provider_var if provider is None or (not value and not provider.problem) else (
+            "%s is %s" % (provider_var, provider.shown() if provider.problem else repr(provider.value)))
+        findings.append(finding("provider", target, problem, "set %s to eda (webhooks to EDA) or aap (AAP Direct)" % provider_var))
+        return findings, facts
+    facts["provider"] = value
+    findings.append(finding("provider", "%s=%s" % (provider_var, value)))
+    if value == "eda":
+        findings.extend(_check_eda(client, env, prefix, webhook_namespace or namespace, eda_api_service))
+    else:
+        findings.extend(_check_aap(env, prefix, organization, default_templates, controller_factory))
+    return findings, facts
+
+
+def _missing(check, name, fix):
+    return finding(check, name, "%s is not set" % name, fix)
+
+
+def _check_eda(client, env, prefix, webhook_namespace, eda_api_service):
+    findings = []
+    for action in ("CREATE", "DELETE"):
+        name = "%s_COMPUTE_INSTANCE_%s_WEBHOOK" % (prefix, action)
+        variable = env.get(name)
+        if variable is None or not variable.value:
+            findings.append(_missing("webhook", name, "set %s to the event stream on the EDA API service: %s"
+                                     % (name, event_stream_url(eda_api_service, webhook_namespace))))
+            continue
+        for result in check_webhook(client, variable.value, webhook_namespace, eda_api_service):
+            result["target"] = "%s=%s" % (name, result["target"])
+            findings.append(result)
+    return findings
+
+
+def _check_aap(env, prefix, organization, default_templates, controller_factory):
+    from ansible_collections.cloudkit.provisioning.plugins.module_utils import aap
+
+    url_name, token_name = "%s_AAP_URL" % prefix, "%s_AAP_TOKEN" % prefix
+    url, token = env.get(url_name), env.get(token_name)
+    findings = []
+    if url is None or not url.value:
+        findings.append(_missing("controller", url_name, "set %s to the controller's API base, for example https://<aap>.<namespace>.svc/api/controller"
+                                 % url_name))
+    if token is None or (not token.value and not token.problem):
+        findings.append(_missing("controller", token_name, "set %s from a Secret (valueFrom.secretKeyRef) holding a controller token with Execute"
+                                 " on both templates" % token_name))
+    elif token.problem:
+        findings.append(finding("controller", "%s (%s)" % (token_name, token.source), token.problem,
+                                "create it, or point %s's secretKeyRef at the Secret that holds the token" % token_name))
+    elif not token.from_secret:
+        findings.append(finding("controller", token_name, "the token is written in the Deployment itself",
+                                "move it to a Secret and set %s with valueFrom.secretKeyRef" % token_name))
+    if findings and (url is None or not url.value or token is None or not token.value):
+        return findings
+    where = "%s=%s" % (url_name, url.value)
+    try:
+        controller = controller_factory(url.value, token.value)
+        controller.get("me/")
+    except ValueError as exc:
+        return findings + [finding("controller", where, str(exc), "set %s to the controller's API base URL" % url_name)]
+    except aap.Unauthorized:
+        return findings + [finding("controller", where, "the controller refused the operator's token (%s, HTTP 401)" % token.source,
+                                   "put a valid controller token in %s" % token.source)]
+    except aap.ControllerError as error:
+        return findings + [finding("controller", where, error.message, "check that %s is the controller's URL and reachable from the cluster"
+                                   % url_name)]
+    findings.append(finding("controller", where))
+    for suffix, default in zip(("AAP_PROVISION_TEMPLATE", "AAP_DEPROVISION_TEMPLATE"), default_templates):
+        variable = env.get("%s_%s" % (prefix, suffix))
+        name = variable.value if variable is not None and variable.value else default
+        label = "%s_%s=%s" % (prefix, suffix, name)
+        try:
+            template, _kind = controller.find_template_any(name, organization)
+        except (aap.NotFound, aap.Ambiguous) as error:
+            findings.append(finding("job_template", label, error.message, "create the template %r in organization %r, or fix %s_%s"
+                                    % (name, organization, prefix, suffix)))
+            continue
+        except aap.ControllerError as error:
+            findings.append(finding("job_template", label, error.message, "give the operator's token Execute on the template"))
+            continue
+        if not aap.accepts_extra_vars(template):
+            findings.append(finding("job_template", label, "it does not prompt for variables on launch, so the instance the operator sends is dropped",
+                                    "enable Prompt on launch for Variables on %r" % name))
+        else:
+            findings.append(finding("job_template", label))
+    return findings

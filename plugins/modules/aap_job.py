@@ -263,7 +263,6 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import (
     TERMINAL_STATUSES,
     ControllerError,
     JobTimeout,
-    NotFound,
     client_from_params,
     controller_argument_spec,
     template_facts,
@@ -330,10 +329,7 @@ def found(module, client):
             module.fail_json(msg="payload: %s" % exc)
         instance = {"uid": identity.uid, "name": identity.name, "namespace": identity.namespace}
     if kind == "any":
-        try:
-            template, kind = client.find_template(params["name"], params["organization"], "job"), "job"
-        except NotFound:
-            template, kind = client.find_template(params["name"], params["organization"], "workflow"), "workflow"
+        template, kind = client.find_template_any(params["name"], params["organization"])
     else:
         template = client.find_template(params["name"], params["organization"], kind)
     jobs = []

@@ -18,6 +18,14 @@ description:
     paths answer 405. This catches C(innabox-eda-service:5000). URLs outside the cluster are not checked.
   - The ComputeInstance CRD is served under O(api_group) at C(v1alpha1). This catches a cloudkit/osac rename mismatch.
   - The job templates exist in the controller, when O(controller_host) is given.
+  - With O(check_operator), the running operator's own configuration, read from the environment of its Deployment's
+    containers (plain values, C(valueFrom) Secret and ConfigMap keys, C(envFrom)). Which provider it selects
+    (C(CLOUDKIT_PROVISIONING_PROVIDER), V(eda) or V(aap)) and whether that provider's settings are complete. For EDA, both
+    webhook variables go through the webhook checks above. For AAP Direct, the controller at C(CLOUDKIT_AAP_URL) answers,
+    the token the operator reads (from its Secret) authenticates, and its provision and deprovision templates exist in
+    O(organization) and prompt for variables on launch. The later operator's C(OSAC_*) names are read the same way, and
+    the variable prefix must match O(api_group) (C(CLOUDKIT_*) goes with C(cloudkit.openshift.io), C(OSAC_*) with
+    C(osac.openshift.io)). Values read from Secrets are never returned or printed.
   - With O(check_permissions), the credential of this task (the jobs' cluster credential, from the same
     C(K8S_AUTH_*) variables) may do everything the create and delete jobs do. One
     C(SelfSubjectAccessReview) per verb, in O(instance_namespaces) and O(target_namespaces), or in all namespaces when
@@ -26,6 +34,7 @@ author:
   - cloudkit.provisioning contributors (@cloudkit)
 extends_documentation_fragment:
   - cloudkit.provisioning.kube
+  - cloudkit.provisioning.controller.with_kube
 attributes:
   check_mode:
     support: full
@@ -75,36 +84,22 @@ options:
     type: list
     elements: str
     default: []
+  check_operator:
+    description: Read the operator's Deployment and check the provider it is configured with (see the description).
+    type: bool
+    default: false
+  operator_namespace:
+    description: Namespace of the operator's Deployment.
+    type: str
+    default: cloudkit-operator-system
+  operator_deployment:
+    description: Name of the operator's Deployment.
+    type: str
+    default: cloudkit-operator-controller-manager
   fail_on_problems:
     description: Fail the task when any check finds a problem (the findings are returned either way).
     type: bool
     default: true
-  controller_host:
-    description:
-      - Automation controller whose job templates are checked (see M(cloudkit.provisioning.aap_job) for the URL forms);
-        unset skips that check.
-      - Can also be set with the E(CONTROLLER_HOST), E(TOWER_HOST) or E(AAP_HOSTNAME) environment variables.
-    type: str
-  controller_oauthtoken:
-    description:
-      - Token for the controller.
-      - Can also be set with the E(CONTROLLER_OAUTH_TOKEN), E(TOWER_OAUTH_TOKEN) or E(AAP_TOKEN) environment variables.
-    type: raw
-  controller_username:
-    description:
-      - User for the controller, with O(controller_password), when no token is given.
-      - Can also be set with the E(CONTROLLER_USERNAME), E(TOWER_USERNAME) or E(AAP_USERNAME) environment variables.
-    type: str
-  controller_password:
-    description:
-      - Password of O(controller_username).
-      - Can also be set with the E(CONTROLLER_PASSWORD), E(TOWER_PASSWORD) or E(AAP_PASSWORD) environment variables.
-    type: str
-  controller_validate_certs:
-    description:
-      - Whether to verify the controller's TLS certificate (O(validate_certs) is the Kubernetes API's).
-      - Can also be set with the E(CONTROLLER_VERIFY_SSL), E(TOWER_VERIFY_SSL) or E(AAP_VALIDATE_CERTS) environment variables.
-    type: bool
 """
 
 EXAMPLES = r"""
@@ -129,6 +124,21 @@ findings:
        problem: Service aap/innabox-eda-service does not exist,
        fix: "point it at the event stream on the EDA API service:
          http://innabox-aap-eda-api.aap.svc:8000/api/eda/v1/external_event_stream/<event stream uuid>/post/"}
+operator:
+  description:
+    - With O(check_operator), what the operator's Deployment says. C(deployment), C(prefix) (C(CLOUDKIT) or C(OSAC)),
+      C(provider) (eda, aap, or null when unusable) and C(variables). For a variable read from a Secret, C(variables)
+      holds only where it comes from, never its value.
+  returned: when O(check_operator=true)
+  type: dict
+  sample:
+    deployment: Deployment cloudkit-operator-system/cloudkit-operator-controller-manager
+    prefix: CLOUDKIT
+    provider: aap
+    variables:
+      CLOUDKIT_PROVISIONING_PROVIDER: aap
+      CLOUDKIT_AAP_URL: https://innabox-aap.aap.svc/api/controller
+      CLOUDKIT_AAP_TOKEN: (from Secret cloudkit-operator-system/aap-token key token)
 problems:
   description: The failed findings as one line each, problem then fix.
   returned: always
@@ -138,11 +148,19 @@ problems:
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import ControllerClient, ControllerError, controller_argument_spec
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import (
+    ControllerClient,
+    ControllerError,
+    client_from_kube_module_params,
+    controller_argument_spec_with_kube,
+)
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.preflight import (
+    DEFAULT_OPERATOR_DEPLOYMENT,
+    DEFAULT_OPERATOR_NAMESPACE,
     check_crd,
+    check_operator,
     check_permissions,
     check_templates,
     check_webhook,
@@ -159,42 +177,45 @@ def main():
         "job_templates": {"type": "list", "elements": "str", "default": ["innabox-create-compute-instance", "innabox-delete-compute-instance"]},
         "organization": {"type": "str", "default": "innabox"},
         "fail_on_problems": {"type": "bool", "default": True},
+        "check_operator": {"type": "bool", "default": False},
+        "operator_namespace": {"type": "str", "default": DEFAULT_OPERATOR_NAMESPACE},
+        "operator_deployment": {"type": "str", "default": DEFAULT_OPERATOR_DEPLOYMENT},
         "check_permissions": {"type": "bool", "default": True},
         "instance_namespaces": {"type": "list", "elements": "str", "default": []},
         "target_namespaces": {"type": "list", "elements": "str", "default": []},
     }
-    controller_options = controller_argument_spec()
-    for option in ("controller_host", "controller_oauthtoken", "controller_username", "controller_password"):
-        argument_spec[option] = dict(controller_options[option])
-        argument_spec[option].pop("aliases", None)
-    # validate_certs is the Kubernetes API's here (kubernetes.core's name), so the controller's has its own.
-    argument_spec["controller_validate_certs"] = dict(controller_options["validate_certs"])
-    argument_spec["controller_validate_certs"].pop("aliases", None)
+    argument_spec.update(controller_argument_spec_with_kube())
     module = KubeModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     module.names(params["api_group"])  # a malformed group fails here, naming the option
     client = module.client
     findings = []
+    facts = {}
     try:
         for url in dict.fromkeys(u for u in params["webhook_urls"] if u):
             findings.extend(check_webhook(client, url, params["webhook_namespace"], "%s-eda-api" % params["aap_instance"]))
         findings.extend(check_crd(client, params["api_group"]))
         if params["check_permissions"]:
             findings.extend(check_permissions(client, params["api_group"], params["instance_namespaces"], params["target_namespaces"]))
+        if params["check_operator"]:
+            operator_findings, facts["operator"] = check_operator(
+                client, params["operator_namespace"], params["operator_deployment"], params["api_group"], params["webhook_namespace"],
+                "%s-eda-api" % params["aap_instance"], params["organization"], params["job_templates"],
+                lambda url, token: ControllerClient(url, token=token, validate_certs=params["controller_validate_certs"]))
+            findings.extend(operator_findings)
     except KubeError as error:
         module.fail_api(error, "cannot check the cluster", findings=findings)
     if params["controller_host"]:
         try:
-            controller = ControllerClient(params["controller_host"], token=params["controller_oauthtoken"], username=params["controller_username"],
-                                          password=params["controller_password"], validate_certs=params["controller_validate_certs"])
+            controller = client_from_kube_module_params(params)
             findings.extend(check_templates(controller, params["job_templates"], params["organization"]))
         except (ControllerError, ValueError) as error:
             findings.append(finding("controller", params["controller_host"], getattr(error, "message", str(error)),
                                     "check controller_host and its credentials"))
     problems = ["%s %s: %s. Fix: %s" % (f["check"], f["target"], f["problem"], f["fix"]) for f in findings if not f["ok"]]
     if problems and params["fail_on_problems"]:
-        module.fail_json(msg="%d problem(s): %s" % (len(problems), " | ".join(problems)), findings=findings, problems=problems)
-    module.exit_json(changed=False, findings=findings, problems=problems)
+        module.fail_json(msg="%d problem(s): %s" % (len(problems), " | ".join(problems)), findings=findings, problems=problems, **facts)
+    module.exit_json(changed=False, findings=findings, problems=problems, **facts)
 
 
 if __name__ == "__main__":

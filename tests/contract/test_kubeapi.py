@@ -833,3 +833,23 @@ def test_client_certificate_users_authenticate_as_their_certificate_names(kube, 
     assert {'cloudkit-testers', 'system:authenticated'} <= set(body['status']['userInfo']['groups'])
     admin = config.new_client_from_config(server.write_cert_kubeconfig(tmp_path / 'admin', 'cert-admin', ['system:masters']))
     assert raw(admin, 'GET', '/api/v1/namespaces/default')[0] == 200
+
+
+# ----------------------------------------------------------------------------- apps/v1 Deployment (the preflight reads the operator's)
+def test_a_deployment_keeps_its_container_env_and_needs_a_matching_selector(api_client, namespace):
+    apps = client.AppsV1Api(api_client)
+    labels = {'control-plane': 'manager'}
+    env = [{'name': 'CLOUDKIT_PROVISIONING_PROVIDER', 'value': 'aap'},
+           {'name': 'CLOUDKIT_AAP_TOKEN', 'valueFrom': {'secretKeyRef': {'name': 'aap', 'key': 'token'}}}]
+    body = {'metadata': {'name': 'operator'}, 'spec': {'selector': {'matchLabels': labels}, 'template': {
+        'metadata': {'labels': labels}, 'spec': {'containers': [{'name': 'manager', 'image': 'example/operator:1', 'env': env}]}}}}
+    apps.create_namespaced_deployment(namespace, body)
+    status, read = raw(api_client, 'GET', f'/apis/apps/v1/namespaces/{namespace}/deployments/operator')
+    assert status == 200 and read['spec']['replicas'] == 1
+    assert read['spec']['template']['spec']['containers'][0]['env'] == env
+    unselected = {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name': 'unselected'},
+                  'spec': dict((k, v) for k, v in body['spec'].items() if k != 'selector')}
+    status, error = raw(api_client, 'POST', f'/apis/apps/v1/namespaces/{namespace}/deployments', body=unselected,
+                        content_type='application/json')
+    assert status == 422 and error['reason'] == 'Invalid'
+    assert 'spec.selector' in [cause['field'] for cause in error['details']['causes']]

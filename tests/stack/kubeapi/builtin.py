@@ -159,6 +159,33 @@ def _namespace(obj: dict, old: dict | None) -> None:
     obj['metadata']['labels'] = labels
 
 
+def _deployment(obj: dict, _old: dict | None) -> None:
+    """apps/v1 validation of what a Deployment must have (ValidateDeploymentSpec), and the defaults that matter here."""
+    spec = obj.setdefault('spec', {})
+    selector = (spec.get('selector') or {}).get('matchLabels') or {}
+    template = spec.get('template') or {}
+    labels = (template.get('metadata') or {}).get('labels') or {}
+    containers = (template.get('spec') or {}).get('containers') or []
+    causes = []
+    if not spec.get('selector'):
+        causes.append({'reason': 'FieldValueRequired', 'message': 'Required value', 'field': 'spec.selector'})
+    if any(labels.get(key) != value for key, value in selector.items()) or not selector:
+        causes.append({'reason': 'FieldValueInvalid', 'message': 'Invalid value: map[string]string(nil): `selector` does not match template `labels`',
+                       'field': 'spec.template.metadata.labels'})
+    if not containers:
+        causes.append({'reason': 'FieldValueRequired', 'message': 'Required value', 'field': 'spec.template.spec.containers'})
+    for index, container in enumerate(containers):
+        for key in ('name', 'image'):
+            if not container.get(key):
+                causes.append({'reason': 'FieldValueRequired', 'message': 'Required value', 'field': f'spec.template.spec.containers[{index}].{key}'})
+    if causes:
+        raise invalid('Deployment', 'apps', (obj.get('metadata') or {}).get('name') or '', causes)
+    spec.setdefault('replicas', 1)
+    spec.setdefault('revisionHistoryLimit', 10)
+    spec.setdefault('progressDeadlineSeconds', 600)
+    spec.setdefault('strategy', {'type': 'RollingUpdate', 'rollingUpdate': {'maxSurge': '25%', 'maxUnavailable': '25%'}})
+
+
 def _storage_class(obj: dict, _old: dict | None) -> None:
     obj.setdefault('reclaimPolicy', 'Delete')
     obj.setdefault('volumeBindingMode', 'Immediate')
@@ -328,6 +355,8 @@ def builtin_types() -> list[ResourceType]:
                      normalize=_event),
         ResourceType('coordination.k8s.io', 'v1', 'Lease', 'leases', 'lease', True, strategic_merge=True, field_selectors=COMMON_FIELDS,
                      normalize=_lease),
+        ResourceType('apps', 'v1', 'Deployment', 'deployments', 'deployment', True, ['deploy'], ['all'], status_subresource=True,
+                     has_generation=True, strategic_merge=True, field_selectors=COMMON_FIELDS, normalize=_deployment),
         ResourceType('storage.k8s.io', 'v1', 'StorageClass', 'storageclasses', 'storageclass', False, ['sc'], strategic_merge=True,
                      field_selectors=COMMON_FIELDS, normalize=_storage_class),
         ResourceType('authorization.k8s.io', 'v1', 'SelfSubjectAccessReview', 'selfsubjectaccessreviews', '', False,

@@ -106,9 +106,11 @@ class FakeClient:
     def list(self, resource, namespace=None, label_selector=None, field_selector=None, limit=None):
         self.reads.append(("list", resource.kind))
         items = [copy.deepcopy(o) for (plural, ns, _name), o in self.objects.items() if plural == resource.plural and namespace in (None, ns)]
-        if label_selector:
+        if label_selector and "=" in label_selector:
             key, value = label_selector.split("=", 1)
             items = [o for o in items if (o["metadata"].get("labels") or {}).get(key) == value]
+        elif label_selector:  # an existence selector: the label is set
+            items = [o for o in items if label_selector in (o["metadata"].get("labels") or {})]
         return {"items": items, "resource_version": str(self.version)}
 
     def watch(self, resource, namespace=None, **_kwargs):

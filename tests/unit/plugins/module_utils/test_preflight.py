@@ -1,8 +1,10 @@
-"""Unit tests for the permission check of plugins/module_utils/preflight.py (SelfSubjectAccessReview per verb)."""
+"""Unit tests for plugins/module_utils/preflight.py: the permission check (SelfSubjectAccessReview per verb) and the operator's Deployment."""
 
 from __future__ import annotations
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
+import base64
+
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube, preflight
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.preflight import check_permissions, job_permissions
 
 GROUP = "cloudkit.openshift.io"
@@ -62,3 +64,51 @@ def test_namespaces_are_checked_one_by_one():
     assert all(p["problem"].startswith("the job's credential may not") and "a RoleBinding in other" in p["fix"] for p in problems)
     assert ("", "secrets", "create", "acme") in reviewer.asked and (GROUP, "computeinstances", "get", "tenants") in reviewer.asked
     assert not any(key[3] == "acme" and key[1] == "leases" for key in reviewer.asked), "leases are checked where instances live"
+
+
+# -- the operator's Deployment ------------------------------------------------------------------------------------
+
+
+def operator(fake, env, env_from=(), secrets=None, config_maps=None):
+    from ansible_collections.cloudkit.provisioning.plugins.module_utils.preflight import CONFIG_MAP, DEPLOYMENT, SECRET
+
+    for name, data in (secrets or {}).items():
+        fake.put(SECRET, {"metadata": {"name": name, "namespace": "op"},
+                          "data": dict((k, base64.b64encode(v.encode()).decode()) for k, v in data.items())})
+    for name, data in (config_maps or {}).items():
+        fake.put(CONFIG_MAP, {"metadata": {"name": name, "namespace": "op"}, "data": data})
+    container = {"name": "manager", "image": "x", "env": env, "envFrom": list(env_from)}
+    return fake.put(DEPLOYMENT, {"metadata": {"name": "operator", "namespace": "op"}, "spec": {"template": {"spec": {"containers": [container]}}}})
+
+
+def test_the_environment_resolves_secrets_and_config_maps_without_showing_secret_values(fake):
+    deployment = operator(fake, [
+        {"name": "CLOUDKIT_PROVISIONING_PROVIDER", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "provider"}}},
+        {"name": "CLOUDKIT_AAP_TOKEN", "valueFrom": {"secretKeyRef": {"name": "aap", "key": "token"}}},
+        {"name": "CLOUDKIT_AAP_URL", "value": "https://aap/api/controller"},
+        {"name": "CLOUDKIT_MISSING", "valueFrom": {"secretKeyRef": {"name": "aap", "key": "nope"}}},
+    ], env_from=[{"secretRef": {"name": "more"}, "prefix": "CLOUDKIT_"}],
+        secrets={"aap": {"token": "s3cret"}, "more": {"AAP_PROVISION_TEMPLATE": "mine-create"}}, config_maps={"settings": {"provider": "aap"}})
+    env = preflight.operator_environment(fake, deployment)
+    assert env["CLOUDKIT_PROVISIONING_PROVIDER"].value == "aap" and not env["CLOUDKIT_PROVISIONING_PROVIDER"].from_secret
+    assert env["CLOUDKIT_AAP_TOKEN"].value == "s3cret"
+    assert env["CLOUDKIT_AAP_TOKEN"].shown() == "(from Secret op/aap key token)" and "s3cret" not in repr(env["CLOUDKIT_AAP_TOKEN"])
+    assert env["CLOUDKIT_AAP_PROVISION_TEMPLATE"].value == "mine-create" and env["CLOUDKIT_AAP_PROVISION_TEMPLATE"].from_secret
+    assert env["CLOUDKIT_MISSING"].problem == "Secret op/aap has no key nope"
+
+
+def test_the_prefix_is_the_one_that_selects_the_provider():
+    assert preflight._prefix_of({"OSAC_PROVISIONING_PROVIDER": 1, "CLOUDKIT_AAP_URL": 1, "CLOUDKIT_AAP_TOKEN": 1}) == "OSAC"
+    assert preflight._prefix_of({"CLOUDKIT_AAP_URL": 1}) == "CLOUDKIT"
+    assert preflight._prefix_of({"HOME": 1}) is None
+
+
+def test_aap_direct_without_url_and_with_a_token_in_clear_reports_both_and_asks_nothing(fake):
+    deployment = operator(fake, [{"name": "CLOUDKIT_PROVISIONING_PROVIDER", "value": "aap"}, {"name": "CLOUDKIT_AAP_TOKEN", "value": "t0ken"}])
+    asked = []
+    findings, facts = preflight.check_operator(fake, "op", deployment["metadata"]["name"], GROUP, None, "innabox-aap-eda-api", "innabox",
+                                               ["a", "b"], lambda url, token: asked.append(url))
+    problems = [f["problem"] for f in findings if not f["ok"]]
+    assert problems == ["CLOUDKIT_AAP_URL is not set", "the token is written in the Deployment itself"]
+    assert asked == [], "no controller to ask without a URL"
+    assert facts["provider"] == "aap" and facts["variables"]["CLOUDKIT_AAP_TOKEN"] == "(set in the Deployment, not shown)"
