@@ -63,7 +63,8 @@ contract:
 integration: sync
 	CLOUDKIT_TEST_API=$(TEST_API) $(BIN)/python -m pytest tests/integration
 
-## make reliability: faults and 80 randomized interleavings through the whole stack (CLOUDKIT_INTERLEAVINGS to change the count)
+## make reliability: 10 lifecycles under API faults and 40 randomized interleavings through the whole stack
+## (CLOUDKIT_FAULT_LIFECYCLES and CLOUDKIT_INTERLEAVINGS raise them for long runs)
 reliability: sync
 	CLOUDKIT_TEST_API=$(TEST_API) $(BIN)/python -m pytest tests/reliability
 
