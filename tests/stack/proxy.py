@@ -35,7 +35,7 @@ import yarl
 from aiohttp import web
 
 from .kubeapi.errors import status_body
-from .kubeapi.faults import FaultSwitch
+from .kubeapi.faults import FAULT_POLL, FaultSwitch, watch_cut_after
 from .loop_thread import LoopThreadMixin
 
 LOG = logging.getLogger(__name__)
@@ -227,23 +227,27 @@ class APIProxy(LoopThreadMixin):
 
     async def _pump(self, request: web.Request, resp: web.StreamResponse, upstream: aiohttp.ClientResponse) -> bool:
         """Copy a watch stream; True when it was cut on purpose (fault): an abrupt end, no terminating chunk."""
-        cut_after = self.faults.config.cut_watches_after if self.faults.applies('GET', request.path) else None
         loop = asyncio.get_running_loop()
-        cut_at = loop.time() + cut_after if cut_after is not None else None
+        start = loop.time()
+        pending = None
         while not self.closing:
-            try:
-                if cut_at is None:
-                    chunk = await upstream.content.readany()
-                else:
-                    async with asyncio.timeout(max(0.0, cut_at - loop.time())):
-                        chunk = await upstream.content.readany()
-            except TimeoutError:
+            # Read the switch on every turn: a cut set while a stream is open reaches it too, as a network fault would.
+            if loop.time() >= start + watch_cut_after(self.faults, request.path):
+                if pending is not None:
+                    pending.cancel()
                 if request.transport is not None:
                     request.transport.abort()
                 return True
+            pending = pending or asyncio.ensure_future(upstream.content.readany())
+            done, _waiting = await asyncio.wait({pending}, timeout=FAULT_POLL)
+            if not done:
+                continue
+            chunk, pending = pending.result(), None
             if not chunk:
                 return False
             await resp.write(chunk)
+        if pending is not None:
+            pending.cancel()
         return False
 
     # ------------------------------------------------------------------ write log

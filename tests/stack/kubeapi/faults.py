@@ -106,3 +106,13 @@ class FaultSwitch:
             headers['Retry-After'] = '1'
             details = {'retryAfterSeconds': 1}
         return code, status_body(code, message, reason, details), headers
+
+
+# How often an open watch stream looks at the switch again, so a cut set while it is open reaches it.
+FAULT_POLL = 0.1
+
+
+def watch_cut_after(faults: FaultSwitch, path: str) -> float:
+    """Seconds after its start at which a watch on ``path`` is cut now (infinity when no cut applies)."""
+    after = faults.config.cut_watches_after if faults.applies('GET', path) else None
+    return float('inf') if after is None else after

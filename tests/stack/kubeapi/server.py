@@ -22,7 +22,7 @@ from . import validation
 from .builtin import ADMIN_USER_INFO, builtin_types, COMMON_FIELDS, quantity_bytes
 from .errors import (APIError, already_exists, bad_request, conflict, go_string_slice, invalid, not_found, qualified, server_not_found,
                      status_body)
-from .faults import FaultSwitch
+from .faults import FAULT_POLL, FaultSwitch, watch_cut_after
 from .schema import CRDSchema
 from .selectors import combine, parse_field_selector, parse_label_selector
 from .store import Entry, ResourceType, Store, Watcher, owner_uids, to_bytes
@@ -966,13 +966,13 @@ class KubeAPI:
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = start + timeout
-        cut_after = self.faults.config.cut_watches_after if self.faults.applies('GET', request.path) else None
-        cut_at = start + cut_after if cut_after is not None else float('inf')
         interval = self.bookmark_interval
         next_bookmark = start + interval if bookmarks else float('inf')
         queue = watcher.queue
         while not self.closing:
             now = loop.time()
+            # Read the switch on every turn: a cut set while a stream is open reaches it too, as a network fault would.
+            cut_at = start + watch_cut_after(self.faults, request.path)
             if now >= cut_at:
                 # An abrupt end: no terminating chunk, the client sees a broken stream.
                 if request.transport is not None:
@@ -981,7 +981,7 @@ class KubeAPI:
             if now >= deadline:
                 return False
             try:
-                async with asyncio.timeout(min(deadline, cut_at, next_bookmark) - now):
+                async with asyncio.timeout(min(deadline, cut_at, next_bookmark, now + FAULT_POLL) - now):
                     line = await queue.get()
             except TimeoutError:
                 if bookmarks and loop.time() >= next_bookmark and queue.empty():
