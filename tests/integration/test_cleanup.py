@@ -142,27 +142,24 @@ def test_cleanup_racing_a_live_provision_and_delete_removes_nothing_they_own(ope
     def job(playbook, key):
         results[key] = run_job(playbook, envelope(operator.get(namespace, "live")), job_id="job-%s" % key)
 
-    since = last_seq(instrumented_api)
-    provision = threading.Thread(target=job, args=("create_compute_instance.yml", "provision"))
-    provision.start()
-    runs = _repeat_while(provision, lambda n: ok(run_cleanup(run_job, controller, "cleanup-p%d" % n, apply=True, **scope)))
-    print("cleanup runs during the provision:", runs)  # noqa: T201
-    provision.join()
-    ok(results["provision"])
-    writes = [w for n in range(runs) for w in cleanup_writes(instrumented_api, since, "cleanup-p%d" % n)]
+    def cleanups_while(playbook, key):
+        """Run `playbook` as a job while cleanups run again and again; the cleanups' successful writes."""
+        since = last_seq(instrumented_api)
+        worker = threading.Thread(target=job, args=(playbook, key))
+        worker.start()
+        runs = _repeat_while(worker, lambda n: ok(run_cleanup(run_job, controller, "cleanup-%s%d" % (key[0], n), apply=True, **scope)))
+        print("cleanup runs during the %s:" % key, runs)  # noqa: T201
+        worker.join()
+        ok(results[key])
+        return [w for n in range(runs) for w in cleanup_writes(instrumented_api, since, "cleanup-%s%d" % (key[0], n))]
+
+    writes = cleanups_while("create_compute_instance.yml", "provision")
     assert writes == [], "a cleanup during a provision wrote %s" % writes
     uid = operator.get(namespace, "live")["metadata"]["uid"]
     assert operator.objects(operator.vm_namespace, uid), "the provision's objects are all there"
 
     operator.delete(namespace, "live")
-    since = last_seq(instrumented_api)
-    deprovision = threading.Thread(target=job, args=("delete_compute_instance.yml", "deprovision"))
-    deprovision.start()
-    runs = _repeat_while(deprovision, lambda n: ok(run_cleanup(run_job, controller, "cleanup-d%d" % n, apply=True, **scope)))
-    print("cleanup runs during the delete:", runs)  # noqa: T201
-    deprovision.join()
-    ok(results["deprovision"])
-    writes = [w for n in range(runs) for w in cleanup_writes(instrumented_api, since, "cleanup-d%d" % n)]
+    writes = cleanups_while("delete_compute_instance.yml", "deprovision")
     assert writes == [], "a cleanup during a delete wrote %s" % writes
     # The delete job did its whole work itself: everything gone, our finalizer removed by the job.
     assert operator.objects(operator.vm_namespace, uid) == []
