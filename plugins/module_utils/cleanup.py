@@ -25,8 +25,9 @@ import socket
 import uuid
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils import aap
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, contract_resources
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import NotFound as KubeNotFound
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import NotFound as KubeNotFound
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import DELETE_ORDER
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lifecycle import delete_exactly
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import (

@@ -402,7 +402,7 @@ def resolve_target_namespace(client, instance, tenant_resource, vm_resource, for
     status.virtualMachineReference.namespace, then to wherever objects carry
     the instance's uid label, so a deleted Tenant never blocks a delete.
     """
-    from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import NotFound
+    from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import NotFound
 
     problem = None
     reference = instance.status.get("tenantReference") or {}

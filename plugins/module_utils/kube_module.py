@@ -8,14 +8,12 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.envelope import EnvelopeError, identify
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import (
-    URLLIB3_IMPORT_ERROR,
-    KubeClient,
-    KubeError,
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import URLLIB3_IMPORT_ERROR, KubeClient
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError, NotFound
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubeconfig import (
     KubernetesRequired,
-    NotFound,
     auth_argument_spec,
-    contract_resources,
 )
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import Fenced, LeaseFence
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names

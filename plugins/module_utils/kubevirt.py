@@ -16,7 +16,7 @@ import json
 from ansible.module_utils.common.yaml import yaml_dump
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import quantity_bytes
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import STATIC_RESOURCES
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.reconcile import ABSENT, OwnedField, field_name, get_path
 
 SECRET = STATIC_RESOURCES[("v1", "Secret")]

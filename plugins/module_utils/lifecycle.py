@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import (
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.guarded import WaitTimeout, wait_for
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import (
     AlreadyExists,
     Conflict,
     Forbidden,
     NotFound,
-    Retry,
-    WaitTimeout,
-    wait_for,
 )
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.retry import Retry
 from ansible_collections.cloudkit.provisioning.plugins.module_utils import reconcile
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import parameter_fields
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import parse_time, rfc3339, utc_now

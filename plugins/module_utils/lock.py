@@ -21,14 +21,14 @@ import threading
 import time
 from typing import Callable, Optional
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import (
-    STATIC_RESOURCES,
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import (
     Conflict,
     Gone,
     KubeError,
     NotFound,
     TransportError,
 )
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import STATIC_RESOURCES
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import micro_time, parse_time, utc_now
 
 LEASE = STATIC_RESOURCES[("coordination.k8s.io/v1", "Lease")]

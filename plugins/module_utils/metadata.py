@@ -12,7 +12,8 @@ metadata-only merge patches.
 
 from __future__ import annotations
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import NotFound, guarded_write, json_pointer
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.guarded import guarded_write, json_pointer
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import NotFound
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceGone
 
 

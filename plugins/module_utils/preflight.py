@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES, Forbidden, NotFound, Resource
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import Forbidden, NotFound
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import STATIC_RESOURCES, Resource
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import API_VERSION, COMPUTE_INSTANCE_PLURAL, Names
 
 SERVICE = STATIC_RESOURCES[("v1", "Service")]

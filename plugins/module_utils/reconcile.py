@@ -20,7 +20,7 @@ import copy
 import hashlib
 import re
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import guarded_write, json_pointer
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.guarded import guarded_write, json_pointer
 
 
 class _Absent(object):

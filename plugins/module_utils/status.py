@@ -15,7 +15,9 @@ import uuid
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES, KubeError, guarded_write
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.guarded import guarded_write
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import STATIC_RESOURCES
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.limits import (
     CONDITION_MESSAGE_MAX, EVENT_NOTE_MAX_BYTES, EVENT_REASON_MAX_BYTES, shorten,
 )

@@ -136,7 +136,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import (
     controller_argument_spec_with_kube,
 )
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.cleanup import Cleanup, describe_ref
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import DEFAULT_API_GROUP
 

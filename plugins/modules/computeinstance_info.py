@@ -178,7 +178,8 @@ target_namespace_source:
 """
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import DEFAULT_ALLOWED_TEMPLATES, ComputeInstance, assess
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
 
 

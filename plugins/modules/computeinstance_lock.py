@@ -117,7 +117,7 @@ holder_job:
   type: int
 """
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import (
     InstanceLock,

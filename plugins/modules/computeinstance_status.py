@@ -203,7 +203,8 @@ events:
   elements: dict
 """
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, NotFound, contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError, NotFound
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceDeleting, InstanceLock
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import BeingDeleted, check_uid, set_annotation, set_finalizer

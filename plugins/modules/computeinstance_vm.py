@@ -230,7 +230,8 @@ parameters:
 """
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import DEFAULT_ALLOWED_TEMPLATES, ComputeInstance, assess
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import VIRTUAL_MACHINE
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lifecycle import ensure_absent, ensure_present

@@ -95,7 +95,7 @@ resource_version:
   sample: "48213"
 """
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import BeingDeleted, set_finalizer
 

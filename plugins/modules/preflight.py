@@ -154,7 +154,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import (
     client_from_kube_module_params,
     controller_argument_spec_with_kube,
 )
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import KubeModule
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.preflight import (
     DEFAULT_OPERATOR_DEPLOYMENT,

@@ -11,7 +11,7 @@ import json
 
 from kubernetes import client
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube, kube_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import set_finalizer
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
 from tests.stack.seed import desired_config_version
@@ -84,7 +84,7 @@ class Operator:
 
     def release(self, namespace, name):
         """Remove the operator's own finalizer, as it does once the Ansible side is done."""
-        resource = kube.contract_resources(Names(self.group))[0]
+        resource = kube_resources.contract_resources(Names(self.group))[0]
         set_finalizer(self.kube, resource, name, namespace, self.group + "/computeinstance", present=False)
 
     def leftovers(self, *namespaces):

@@ -11,7 +11,7 @@ import threading
 from kubernetes import client
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import ControllerClient
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import LEASE, controller_key, lease_name
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import set_finalizer
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names

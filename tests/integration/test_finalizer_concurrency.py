@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube as kube_utils
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import guarded, kube, kube_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import set_finalizer
 
 ROUNDS = 1000
@@ -24,7 +24,7 @@ OBJECT = "contended"
 
 
 def _client(kubeconfig):
-    return kube_utils.KubeClient.from_options({"kubeconfig": kubeconfig})
+    return kube.KubeClient.from_options({"kubeconfig": kubeconfig})
 
 
 def _naive_set_finalizer(client, resource, namespace, finalizer, present):
@@ -46,7 +46,7 @@ def _naive_set_label(client, resource, namespace, value):
 
 
 def _guarded_set_label(client, resource, namespace, value):
-    patch = [{"op": "add", "path": kube_utils.json_pointer("metadata", "labels", "writer-c"), "value": value}]
+    patch = [{"op": "add", "path": guarded.json_pointer("metadata", "labels", "writer-c"), "value": value}]
     client.patch(resource, OBJECT, patch, namespace, patch_type="json")
 
 
@@ -54,7 +54,7 @@ def writer(kubeconfig, namespace, finalizer, edits_labels, naive, rounds, seed, 
     """Toggle `finalizer` (and the writer-c label) `rounds` times; report lost writes and the final state."""
     random.seed(seed)
     client = _client(kubeconfig)
-    resource = kube_utils.STATIC_RESOURCES[("v1", "ConfigMap")]
+    resource = kube_resources.STATIC_RESOURCES[("v1", "ConfigMap")]
     present, label, lost = False, None, []
     for round_number in range(rounds):
         live = client.get(resource, OBJECT, namespace)["metadata"]
@@ -76,7 +76,7 @@ def writer(kubeconfig, namespace, finalizer, edits_labels, naive, rounds, seed, 
 
 def run_writers(kube, namespace, naive, rounds):
     client = _client(kube.kubeconfig)
-    resource = kube_utils.STATIC_RESOURCES[("v1", "ConfigMap")]
+    resource = kube_resources.STATIC_RESOURCES[("v1", "ConfigMap")]
     client.create(resource, {"metadata": {"name": OBJECT, "namespace": namespace, "labels": {"keep": "me"}}, "data": {"k": "v"}})
     context = multiprocessing.get_context("spawn")
     results = context.Queue()

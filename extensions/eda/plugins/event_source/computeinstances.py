@@ -235,7 +235,7 @@ def _make_collection_importable():
 
 def _load_module_utils():
     return [importlib.import_module("ansible_collections.cloudkit.provisioning.plugins.module_utils." + name)
-            for name in ("computeinstance", "kube", "names")]
+            for name in ("computeinstance", "kube", "kube_errors", "kube_resources", "kubeconfig", "names", "retry")]
 
 
 def _import_module_utils():
@@ -248,10 +248,10 @@ def _import_module_utils():
     return _load_module_utils()
 
 
-computeinstance, kube, names_utils = _import_module_utils()
+computeinstance, kube, kube_errors, kube_resources, kubeconfig, names_utils, retry = _import_module_utils()
 
-_CONNECTION_OPTIONS = tuple(kube.AUTH_ARG_SPEC)
-_CONNECTION_ALIASES = dict((alias, option) for option, spec in kube.AUTH_ARG_SPEC.items() for alias in spec.get("aliases", ()))
+_CONNECTION_OPTIONS = tuple(kubeconfig.AUTH_ARG_SPEC)
+_CONNECTION_ALIASES = dict((alias, option) for option, spec in kubeconfig.AUTH_ARG_SPEC.items() for alias in spec.get("aliases", ()))
 _SOURCE_DEFAULTS = {
     "namespaces": None,
     "label_selector": None,
@@ -302,7 +302,7 @@ class Settings(object):
         self.reconnect_max_delay = _number(values["reconnect_max_delay"], "reconnect_max_delay", float, 0.0)
         if "validate_certs" in connection and connection["validate_certs"] is not None:
             connection["validate_certs"] = _boolean(connection["validate_certs"], "validate_certs")
-        self.connection = kube.resolve_connection_options(connection)
+        self.connection = kubeconfig.resolve_connection_options(connection)
 
 
 def _namespaces(value):
@@ -503,13 +503,13 @@ class _Connection(object):
                 data = await response.read()
             finally:
                 response.release()
-            raise kube.error_from_response(response.status, data, response.reason)
+            raise kube_errors.error_from_response(response.status, data, response.reason)
         return response
 
 
 def _watch_error(event):
     status = event.get("object") or {}
-    return kube.error_from_response(status.get("code") or 500, json.dumps(status).encode("utf-8"), status.get("reason"))
+    return kube_errors.error_from_response(status.get("code") or 500, json.dumps(status).encode("utf-8"), status.get("reason"))
 
 
 class ComputeInstanceSource(object):
@@ -519,15 +519,15 @@ class ComputeInstanceSource(object):
         self.queue = queue
         self.settings = settings
         self.tracker = InstanceTracker(settings.names)
-        self.resource = kube.contract_resources(settings.names)[0]
-        self.retry = kube.Retry(attempts=1, base_delay=settings.reconnect_delay, max_delay=settings.reconnect_max_delay)
+        self.resource = kube_resources.contract_resources(settings.names)[0]
+        self.retry = retry.Retry(attempts=1, base_delay=settings.reconnect_delay, max_delay=settings.reconnect_max_delay)
         self.connection = None
         self.versions = dict((scope, None) for scope in settings.namespaces)
         self.connected = dict((scope or "", False) for scope in settings.namespaces)
         self.received = dict((scope, 0) for scope in settings.namespaces)
 
     async def run(self):
-        configuration = await asyncio.to_thread(kube.build_configuration, self.settings.connection)
+        configuration = await asyncio.to_thread(kubeconfig.build_configuration, self.settings.connection)
         self.connection = _Connection(configuration, self.settings)
         tasks = [asyncio.create_task(self._scope(scope)) for scope in self.settings.namespaces]
         if self.settings.heartbeat:
@@ -566,12 +566,12 @@ class ComputeInstanceSource(object):
                     self.versions[namespace] = await self._relist(namespace)
                 await self._watch(namespace)
                 failures = 0
-            except kube.Gone as exc:
+            except kube_errors.Gone as exc:
                 LOG.info("watch of ComputeInstances in %s expired (%s); relisting", label, exc.message)
                 self.versions[namespace] = None
-            except (kube.Unauthorized, kube.Forbidden) as exc:
+            except (kube_errors.Unauthorized, kube_errors.Forbidden) as exc:
                 raise RuntimeError("ComputeInstances in %s: %s (HTTP %s)" % (label, exc.message, exc.status)) from exc
-            except (kube.KubeError, aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            except (kube_errors.KubeError, aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
                 # A watch that was streaming counts as a fresh start: a server cutting
                 # long streams now and then must not push the backoff up.
                 failures = 1 if self.received[namespace] > received else failures + 1

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube_errors, kubeconfig
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import ComputeInstance
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
 
@@ -167,18 +167,18 @@ def test_prune_only_touches_its_namespace():
 
 def test_watch_error_events_are_typed():
     gone = source._watch_error({"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}})
-    assert isinstance(gone, kube.Gone) and gone.message == "too old"
-    assert isinstance(source._watch_error({"type": "ERROR", "object": {}}), kube.ServerError)
+    assert isinstance(gone, kube_errors.Gone) and gone.message == "too old"
+    assert isinstance(source._watch_error({"type": "ERROR", "object": {}}), kube_errors.ServerError)
 
 
 def test_settings_defaults(monkeypatch):
-    for variable in kube.AUTH_ENV.values():
+    for variable in kubeconfig.AUTH_ENV.values():
         monkeypatch.delenv(variable, raising=False)
     settings = source.Settings({})
     assert settings.namespaces == [None]
     assert settings.names == NAMES
     assert (settings.raw_events, settings.heartbeat, settings.label_selector) == (False, 0, None)
-    assert settings.connection == dict((option, None) for option in kube.AUTH_ARG_SPEC)
+    assert settings.connection == dict((option, None) for option in kubeconfig.AUTH_ARG_SPEC)
 
 
 def test_settings_from_rulebook_strings(monkeypatch):
@@ -213,7 +213,7 @@ def test_documentation_covers_every_argument():
     import yaml
 
     documented = yaml.safe_load(source.DOCUMENTATION)["options"]
-    assert set(documented) == set(source._SOURCE_DEFAULTS) | set(kube.AUTH_ARG_SPEC)
+    assert set(documented) == set(source._SOURCE_DEFAULTS) | set(kubeconfig.AUTH_ARG_SPEC)
     for option, default in source._SOURCE_DEFAULTS.items():
         if default not in (None, ""):
             assert documented[option].get("default") == default, option

@@ -7,7 +7,7 @@ import copy
 import jsonpatch
 import pytest
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube_errors, kube_resources
 
 
 class FakeClient:
@@ -35,7 +35,7 @@ class FakeClient:
     def _key(self, resource, name, namespace):
         key = (resource.plural, namespace, name)
         if key not in self.objects:
-            raise kube.NotFound('%s "%s" not found' % (resource.plural, name), status=404, reason="NotFound")
+            raise kube_errors.NotFound('%s "%s" not found' % (resource.plural, name), status=404, reason="NotFound")
         return key
 
     def get(self, resource, name, namespace=None, subresource=None):
@@ -52,22 +52,23 @@ class FakeClient:
             try:
                 updated = jsonpatch.apply_patch(live, patch)
             except (jsonpatch.JsonPatchTestFailed, jsonpatch.JsonPatchConflict) as exc:
-                raise kube.Invalid("the server rejected our request: %s" % exc, status=422, reason="Invalid")
+                raise kube_errors.Invalid("the server rejected our request: %s" % exc, status=422, reason="Invalid")
         else:
             expected = (patch.get("metadata") or {}).get("resourceVersion")
             if expected and expected != live["metadata"]["resourceVersion"]:
-                raise kube.Conflict("the object has been modified", status=409, reason="Conflict")
+                raise kube_errors.Conflict("the object has been modified", status=409, reason="Conflict")
             updated = copy.deepcopy(live)
             for field, value in patch.get("status", {}).items():
                 updated.setdefault("status", {})[field] = value
         if updated["metadata"].get("deletionTimestamp") and set(updated["metadata"].get("finalizers") or []) - set(live["metadata"].get("finalizers") or []):
-            raise kube.Invalid("metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted", status=422, reason="Invalid")
+            raise kube_errors.Invalid("metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted",
+                                      status=422, reason="Invalid")
         return self.put(resource, updated)
 
     def get_or_none(self, resource, name, namespace=None):
         try:
             return self.get(resource, name, namespace)
-        except kube.NotFound:
+        except kube_errors.NotFound:
             return None
 
     def create(self, resource, body, namespace=None, dry_run=False):
@@ -76,7 +77,7 @@ class FakeClient:
             return copy.deepcopy(body)
         key = (resource.plural, namespace or body["metadata"].get("namespace"), body["metadata"]["name"])
         if key in self.objects:
-            raise kube.AlreadyExists("already exists", status=409, reason="AlreadyExists")
+            raise kube_errors.AlreadyExists("already exists", status=409, reason="AlreadyExists")
         body = copy.deepcopy(body)
         body["metadata"]["namespace"] = key[1]
         body["metadata"].setdefault("uid", "uid-%d" % (self.version + 1))
@@ -88,7 +89,7 @@ class FakeClient:
             self.before_write.pop(0)(self)
         key = self._key(resource, body["metadata"]["name"], namespace or body["metadata"].get("namespace"))
         if body["metadata"].get("resourceVersion") not in (None, self.objects[key]["metadata"]["resourceVersion"]):
-            raise kube.Conflict("the object has been modified", status=409, reason="Conflict")
+            raise kube_errors.Conflict("the object has been modified", status=409, reason="Conflict")
         self.writes.append(("replace", subresource, copy.deepcopy(body)))
         return self.put(resource, body)
 
@@ -96,10 +97,10 @@ class FakeClient:
         key = self._key(resource, name, namespace)
         expected = (preconditions or {}).get("resourceVersion")
         if expected and expected != self.objects[key]["metadata"]["resourceVersion"]:
-            raise kube.Conflict("precondition failed", status=409, reason="Conflict")
+            raise kube_errors.Conflict("precondition failed", status=409, reason="Conflict")
         uid = (preconditions or {}).get("uid")
         if uid and uid != self.objects[key]["metadata"].get("uid"):
-            raise kube.Conflict("Precondition failed: UID in precondition: %s" % uid, status=409, reason="Conflict")
+            raise kube_errors.Conflict("Precondition failed: UID in precondition: %s" % uid, status=409, reason="Conflict")
         self.writes.append(("delete", None, name))
         return self.objects.pop(key)
 
@@ -126,4 +127,4 @@ def fake():
 
 @pytest.fixture
 def configmap():
-    return kube.STATIC_RESOURCES[("v1", "ConfigMap")]
+    return kube_resources.STATIC_RESOURCES[("v1", "ConfigMap")]

@@ -6,7 +6,7 @@ import datetime
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils import cleanup
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.envelope import Identity
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import SECRET, VIRTUAL_MACHINE
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import LEASE, lease_name
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube_errors, kube_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import (
     DEFAULT_ALLOWED_TEMPLATES,
     ComputeInstance,
@@ -175,7 +175,7 @@ class NamespaceClient:
 
     def get(self, resource, name, namespace=None):
         if self.tenant is None:
-            raise kube.NotFound("not found", status=404)
+            raise kube_errors.NotFound("not found", status=404)
         return self.tenant
 
     def list(self, resource, namespace=None, label_selector=None, **_kwargs):
@@ -183,7 +183,7 @@ class NamespaceClient:
         return {"items": self.labelled}
 
 
-TENANT, VM = kube.contract_resources(NAMES)[1], kube.STATIC_RESOURCES[("kubevirt.io/v1", "VirtualMachine")]
+TENANT, VM = kube_resources.contract_resources(NAMES)[1], kube_resources.STATIC_RESOURCES[("kubevirt.io/v1", "VirtualMachine")]
 WITH_TENANT = {"tenantReference": {"name": "acme", "namespace": "tenants"}}
 
 

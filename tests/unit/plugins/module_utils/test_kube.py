@@ -13,7 +13,9 @@ import pytest
 import urllib3
 import yaml
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import guarded, kube, kube_errors, kube_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import kubeconfig as kube_config
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import retry as retry_policy
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
 
 
@@ -65,10 +67,10 @@ def sleeps():
 
 @pytest.fixture
 def client(sleeps):
-    configuration = kube.Configuration()
+    configuration = kube_config.Configuration()
     configuration.host = "https://api.example.test:6443"
     configuration.api_key = {"authorization": "Bearer s3cret"}
-    retry = kube.Retry(attempts=3, base_delay=0.1, max_delay=2.0, sleep=sleeps.append)
+    retry = retry_policy.Retry(attempts=3, base_delay=0.1, max_delay=2.0, sleep=sleeps.append)
     return kube.KubeClient(kube.ApiClient(configuration), retry=retry)
 
 
@@ -83,22 +85,22 @@ def use(client, monkeypatch, *answers):
 
 def test_env_fallbacks_apply_and_explicit_values_win():
     environ = {"K8S_AUTH_HOST": "https://env:6443", "K8S_AUTH_API_KEY": "envtoken", "K8S_AUTH_VERIFY_SSL": "no", "K8S_AUTH_CONTEXT": ""}
-    resolved = kube.resolve_connection_options({"host": "https://explicit:6443"}, environ=environ)
+    resolved = kube_config.resolve_connection_options({"host": "https://explicit:6443"}, environ=environ)
     assert resolved["host"] == "https://explicit:6443"
     assert resolved["api_key"] == "envtoken"
     assert resolved["validate_certs"] is False
     assert resolved["context"] is None, "an empty variable counts as unset"
-    assert set(resolved) == set(kube.AUTH_ARG_SPEC)
+    assert set(resolved) == set(kube_config.AUTH_ARG_SPEC)
 
 
 def test_unknown_connection_option_is_named():
     with pytest.raises(ValueError, match="tokn"):
-        kube.resolve_connection_options({"tokn": "x"}, environ={})
+        kube_config.resolve_connection_options({"tokn": "x"}, environ={})
 
 
 def test_argument_spec_has_every_option_with_its_env_fallback():
-    spec = kube.auth_argument_spec()
-    assert set(spec) == set(kube.AUTH_ARG_SPEC)
+    spec = kube_config.auth_argument_spec()
+    assert set(spec) == set(kube_config.AUTH_ARG_SPEC)
     assert spec["api_key"]["no_log"] is True
     assert spec["validate_certs"]["aliases"] == ["verify_ssl"]
     assert spec["host"]["fallback"][1] == ["K8S_AUTH_HOST"]
@@ -122,10 +124,10 @@ def write_kubeconfig(path, contexts):
 
 def test_kubeconfig_and_context_are_loaded(tmp_path):
     path = write_kubeconfig(tmp_path / "config", {"one": ("http://127.0.0.1:1", "t1"), "two": ("http://127.0.0.1:2", "t2")})
-    first = kube.build_configuration(kube.resolve_connection_options({"kubeconfig": path}, environ={}))
+    first = kube_config.build_configuration(kube_config.resolve_connection_options({"kubeconfig": path}, environ={}))
     assert first.host == "http://127.0.0.1:1"
     assert bearer(first) == "Bearer t1"
-    second = kube.build_configuration(kube.resolve_connection_options({"kubeconfig": path, "context": "two"}, environ={}))
+    second = kube_config.build_configuration(kube_config.resolve_connection_options({"kubeconfig": path, "context": "two"}, environ={}))
     assert second.host == "http://127.0.0.1:2"
     assert bearer(second) == "Bearer t2"
 
@@ -133,7 +135,7 @@ def test_kubeconfig_and_context_are_loaded(tmp_path):
 def test_explicit_options_override_the_kubeconfig(tmp_path):
     path = write_kubeconfig(tmp_path / "config", {"one": ("http://127.0.0.1:1", "t1")})
     options = {"kubeconfig": path, "host": "https://other:6443/", "api_key": "override", "validate_certs": False, "ca_cert": "/tmp/ca.crt"}
-    configuration = kube.build_configuration(kube.resolve_connection_options(options, environ={}))
+    configuration = kube_config.build_configuration(kube_config.resolve_connection_options(options, environ={}))
     assert configuration.host == "https://other:6443"
     assert bearer(configuration) == "Bearer override"
     assert configuration.verify_ssl is False
@@ -143,7 +145,7 @@ def test_explicit_options_override_the_kubeconfig(tmp_path):
 def test_host_and_token_need_no_kubeconfig(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KUBECONFIG", raising=False)
-    configuration = kube.build_configuration(kube.resolve_connection_options({"host": "https://h:6443", "api_key": "tok"}, environ={}))
+    configuration = kube_config.build_configuration(kube_config.resolve_connection_options({"host": "https://h:6443", "api_key": "tok"}, environ={}))
     assert configuration.host == "https://h:6443"
     assert bearer(configuration) == "Bearer tok"
 
@@ -152,11 +154,11 @@ def test_without_any_option_falls_back_to_in_cluster_then_home_kubeconfig(tmp_pa
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    with pytest.raises(kube.ConfigError, match="No configuration found"):
-        kube.build_configuration(kube.resolve_connection_options({}, environ={}))
+    with pytest.raises(kube_config.ConfigError, match="No configuration found"):
+        kube_config.build_configuration(kube_config.resolve_connection_options({}, environ={}))
     (tmp_path / ".kube").mkdir()
     write_kubeconfig(tmp_path / ".kube" / "config", {"home": ("http://127.0.0.1:3", "t3")})
-    configuration = kube.build_configuration(kube.resolve_connection_options({}, environ={}))
+    configuration = kube_config.build_configuration(kube_config.resolve_connection_options({}, environ={}))
     assert configuration.host == "http://127.0.0.1:3"
     assert bearer(configuration) == "Bearer t3"
 
@@ -165,7 +167,7 @@ def test_kubeconfig_environment_variable_is_the_default_path(tmp_path, monkeypat
     path = write_kubeconfig(tmp_path / "elsewhere", {"env": ("http://127.0.0.1:4", "t4")})
     monkeypatch.setenv("KUBECONFIG", path)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    configuration = kube.build_configuration(kube.resolve_connection_options({}, environ={}))
+    configuration = kube_config.build_configuration(kube_config.resolve_connection_options({}, environ={}))
     assert configuration.host == "http://127.0.0.1:4"
 
 
@@ -187,7 +189,7 @@ def kubeconfig(cluster, user, context_extra=None, name="c"):
 
 
 def configure(options):
-    return kube.build_configuration(kube.resolve_connection_options(options, environ={}))
+    return kube_config.build_configuration(kube_config.resolve_connection_options(options, environ={}))
 
 
 def pool_kw(configuration):
@@ -199,12 +201,12 @@ def no_fallback(monkeypatch):
     """Fails the test if the kubernetes client would be asked to load the kubeconfig."""
     def refuse(kubeconfig, context):
         raise AssertionError("the kubernetes client fallback was used for %r" % (kubeconfig,))
-    monkeypatch.setattr(kube, "_kubernetes_configuration", refuse)
+    monkeypatch.setattr(kube_config, "_kubernetes_configuration", refuse)
 
 
 def test_token_kubeconfig_as_dict(no_fallback):
     configuration = configure({"kubeconfig": kubeconfig({"server": "https://api.test:6443/"}, {"token": "abc"})})
-    assert isinstance(configuration, kube.Configuration)
+    assert isinstance(configuration, kube_config.Configuration)
     assert configuration.host == "https://api.test:6443"
     assert bearer(configuration) == "Bearer abc"
     assert configuration.verify_ssl is True
@@ -249,7 +251,7 @@ def test_certificate_data_goes_to_private_temporary_files(no_fallback):
     kw = pool_kw(configuration)
     assert (kw["ca_certs"], kw["cert_file"], kw["key_file"]) == (configuration.ssl_ca_cert, configuration.cert_file, configuration.key_file)
     assert bearer_or_none(configuration) is None
-    kube._remove_temp_files()  # what runs at exit
+    kube_config._remove_temp_files()  # what runs at exit
     assert not any(os.path.exists(path) for path in paths)
 
 
@@ -282,16 +284,16 @@ def test_basic_auth_user(no_fallback):
 def test_context_selection_and_unknown_context(tmp_path, no_fallback):
     path = write_kubeconfig(tmp_path / "config", {"one": ("http://127.0.0.1:1", "t1"), "two": ("http://127.0.0.1:2", "t2")})
     assert configure({"kubeconfig": path, "context": "two"}).host == "http://127.0.0.1:2"
-    with pytest.raises(kube.ConfigError, match="three"):
+    with pytest.raises(kube_config.ConfigError, match="three"):
         configure({"kubeconfig": path, "context": "three"})
     config = yaml.safe_load(open(path))
     del config["current-context"]
-    with pytest.raises(kube.ConfigError, match="current-context"):
+    with pytest.raises(kube_config.ConfigError, match="current-context"):
         configure({"kubeconfig": config})
 
 
 def test_missing_kubeconfig_file_is_a_config_error(tmp_path, no_fallback):
-    with pytest.raises(kube.ConfigError, match="No configuration found"):
+    with pytest.raises(kube_config.ConfigError, match="No configuration found"):
         configure({"kubeconfig": str(tmp_path / "absent")})
 
 
@@ -315,8 +317,8 @@ def test_no_proxy_bypasses_the_proxy(no_proxy, bypassed):
 
 
 def test_no_proxy_cidr_matches_an_ip_host():
-    assert kube.bypass_proxy("https://10.1.2.3:6443", "10.0.0.0/8")
-    assert not kube.bypass_proxy("https://11.1.2.3:6443", "10.0.0.0/8")
+    assert kube_config.bypass_proxy("https://10.1.2.3:6443", "10.0.0.0/8")
+    assert not kube_config.bypass_proxy("https://11.1.2.3:6443", "10.0.0.0/8")
 
 
 def test_explicit_client_certificate_options_need_no_kubeconfig(tmp_path, monkeypatch, no_fallback):
@@ -337,7 +339,7 @@ def service_account(tmp_path, monkeypatch):
     directory.mkdir()
     (directory / "token").write_text("sa-token-1\n")
     (directory / "ca.crt").write_text("CA")
-    monkeypatch.setattr(kube, "SERVICE_ACCOUNT_DIR", str(directory))
+    monkeypatch.setattr(kube_config, "SERVICE_ACCOUNT_DIR", str(directory))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -356,10 +358,10 @@ def test_in_cluster_token_is_reread_after_a_while(service_account, no_fallback):
     configuration = configure({})
     (service_account / "token").write_text("sa-token-2")
     assert bearer(configuration) == "Bearer sa-token-1", "not re-read on every request"
-    configuration.refresh_api_key_hook.read_at -= kube.TOKEN_REFRESH_SECONDS + 1
+    configuration.refresh_api_key_hook.read_at -= kube_config.TOKEN_REFRESH_SECONDS + 1
     assert bearer(configuration) == "Bearer sa-token-2"
     (service_account / "token").unlink()
-    configuration.refresh_api_key_hook.read_at -= kube.TOKEN_REFRESH_SECONDS + 1
+    configuration.refresh_api_key_hook.read_at -= kube_config.TOKEN_REFRESH_SECONDS + 1
     assert bearer(configuration) == "Bearer sa-token-2", "a vanished file keeps the last token"
 
 
@@ -393,15 +395,15 @@ def test_exec_and_auth_provider_users_go_to_the_kubernetes_client(monkeypatch, u
         calls.append((config, context))
         return sentinel
 
-    monkeypatch.setattr(kube, "_kubernetes_configuration", fallback)
+    monkeypatch.setattr(kube_config, "_kubernetes_configuration", fallback)
     config = kubeconfig({"server": "https://api.test:6443"}, user)
-    assert kube.build_configuration(kube.resolve_connection_options({"kubeconfig": config, "context": "c"}, environ={})) is sentinel
+    assert kube_config.build_configuration(kube_config.resolve_connection_options({"kubeconfig": config, "context": "c"}, environ={})) is sentinel
     assert calls == [(config, "c")]
 
 
 def test_merged_kubeconfig_paths_go_to_the_kubernetes_client(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(kube, "_kubernetes_configuration", lambda config, context: calls.append((config, context)) or kube.Configuration())
+    monkeypatch.setattr(kube_config, "_kubernetes_configuration", lambda config, context: calls.append((config, context)) or kube_config.Configuration())
     paths = os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "b")])
     monkeypatch.setenv("KUBECONFIG", paths)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
@@ -422,16 +424,16 @@ def test_exec_user_is_loaded_by_the_kubernetes_client(tmp_path):
     assert bearer(configuration) == "Bearer from-exec"
     client = kube.KubeClient.from_options({"kubeconfig": str(path)})
     assert isinstance(client.api_client, kubernetes.client.ApiClient)
-    assert client._headers()["authorization"] == "Bearer from-exec"
+    assert kube.request_headers(client.configuration)["authorization"] == "Bearer from-exec"
 
 
 def test_without_the_kubernetes_client_an_exec_user_raises_kubernetes_required(monkeypatch):
     monkeypatch.setitem(sys.modules, "kubernetes", None)  # import kubernetes now raises ImportError
     config = kubeconfig({"server": "https://api.test:6443"}, {"exec": {"command": "x"}})
-    with pytest.raises(kube.KubernetesRequired) as caught:
+    with pytest.raises(kube_config.KubernetesRequired) as caught:
         configure({"kubeconfig": config})
     assert isinstance(caught.value.import_error, ImportError)
-    assert isinstance(caught.value, kube.ConfigError)
+    assert isinstance(caught.value, kube_config.ConfigError)
 
 
 def test_common_configurations_never_import_kubernetes(tmp_path):
@@ -440,7 +442,7 @@ def test_common_configurations_never_import_kubernetes(tmp_path):
         "import sys",
         "from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube",
         "client = kube.KubeClient.from_options({'kubeconfig': %r})" % path,
-        "assert client._headers()['authorization'] == 'Bearer t1'",
+        "assert kube.request_headers(client.configuration)['authorization'] == 'Bearer t1'",
         "kube.KubeClient.from_options({'host': 'https://h:6443', 'api_key': 'k'})",
         "loaded = sorted(name for name in sys.modules if name.split('.')[0] == 'kubernetes')",
         "assert not loaded, loaded",
@@ -454,7 +456,7 @@ def test_kubernetes_configuration_still_works_with_kube_client(monkeypatch):
     configuration = kubernetes.client.Configuration()
     configuration.host = "https://api.example.test:6443"
     configuration.api_key = {"authorization": "Bearer k8s"}
-    client = kube.KubeClient(kubernetes.client.ApiClient(configuration), retry=kube.NO_RETRY)
+    client = kube.KubeClient(kubernetes.client.ApiClient(configuration), retry=retry_policy.NO_RETRY)
     recorder = use(client, monkeypatch, FakeResponse(body={"ok": True}))
     assert client.request("GET", "/version") == {"ok": True}
     assert recorder.calls[0]["headers"]["authorization"] == "Bearer k8s"
@@ -464,13 +466,13 @@ def test_kubernetes_configuration_still_works_with_kube_client(monkeypatch):
 
 
 def test_resource_paths():
-    secret = kube.STATIC_RESOURCES[("v1", "Secret")]
+    secret = kube_resources.STATIC_RESOURCES[("v1", "Secret")]
     assert secret.path("ns") == "/api/v1/namespaces/ns/secrets"
     assert secret.path("ns", "a b") == "/api/v1/namespaces/ns/secrets/a%20b"
-    vm = kube.STATIC_RESOURCES[("kubevirt.io/v1", "VirtualMachine")]
+    vm = kube_resources.STATIC_RESOURCES[("kubevirt.io/v1", "VirtualMachine")]
     assert vm.path("t1", "vm1", "status") == "/apis/kubevirt.io/v1/namespaces/t1/virtualmachines/vm1/status"
     assert vm.path() == "/apis/kubevirt.io/v1/virtualmachines"
-    storage_class = kube.STATIC_RESOURCES[("storage.k8s.io/v1", "StorageClass")]
+    storage_class = kube_resources.STATIC_RESOURCES[("storage.k8s.io/v1", "StorageClass")]
     assert storage_class.path("ignored", "standard") == "/apis/storage.k8s.io/v1/storageclasses/standard"
     with pytest.raises(ValueError, match="namespace is required"):
         secret.path(None, "x")
@@ -478,7 +480,7 @@ def test_resource_paths():
 
 @pytest.mark.parametrize("group", ["cloudkit.openshift.io", "osac.openshift.io"])
 def test_contract_resources_follow_the_group(group):
-    instance, tenant = kube.contract_resources(Names(group))
+    instance, tenant = kube_resources.contract_resources(Names(group))
     assert instance.path("ns", "ci1") == "/apis/%s/v1alpha1/namespaces/ns/computeinstances/ci1" % group
     assert tenant.kind == "Tenant" and tenant.api_version == group + "/v1alpha1"
 
@@ -505,7 +507,7 @@ def test_unknown_kinds_are_discovered_once_per_group_version(client, monkeypatch
     assert (widget.plural, widget.namespaced, widget.has_status) == ("widgets", True, True)
     gadget = client.resource("example.com/v1", "Gadget")
     assert (gadget.namespaced, gadget.has_status) == (False, False)
-    with pytest.raises(kube.NotFound, match="Gizmo"):
+    with pytest.raises(kube_errors.NotFound, match="Gizmo"):
         client.resource("example.com/v1", "Gizmo")
     assert len(recorder.calls) == 1
     assert recorder.calls[0]["url"] == "https://api.example.test:6443/apis/example.com/v1"
@@ -516,7 +518,7 @@ def test_unknown_kinds_are_discovered_once_per_group_version(client, monkeypatch
 
 def test_requests_carry_the_token_and_json(client, monkeypatch):
     recorder = use(client, monkeypatch, FakeResponse(201, {"metadata": {"name": "x"}}))
-    secret = kube.STATIC_RESOURCES[("v1", "Secret")]
+    secret = kube_resources.STATIC_RESOURCES[("v1", "Secret")]
     created = client.create(secret, {"metadata": {"name": "x", "namespace": "ns"}})
     assert created == {"metadata": {"name": "x"}}
     call = recorder.calls[0]
@@ -533,12 +535,12 @@ def test_requests_carry_the_token_and_json(client, monkeypatch):
 )
 def test_patch_content_types(client, monkeypatch, patch_type, content_type):
     recorder = use(client, monkeypatch, FakeResponse(body={}))
-    client.patch(kube.STATIC_RESOURCES[("v1", "Service")], "svc", [{"op": "test", "path": "/a", "value": 1}], "ns", patch_type=patch_type)
+    client.patch(kube_resources.STATIC_RESOURCES[("v1", "Service")], "svc", [{"op": "test", "path": "/a", "value": 1}], "ns", patch_type=patch_type)
     assert recorder.calls[0]["headers"]["Content-Type"] == content_type
 
 
 def test_apply_needs_a_field_manager_and_sends_it(client, monkeypatch):
-    service = kube.STATIC_RESOURCES[("v1", "Service")]
+    service = kube_resources.STATIC_RESOURCES[("v1", "Service")]
     with pytest.raises(ValueError, match="field_manager"):
         client.patch(service, "svc", {}, "ns", patch_type="apply")
     recorder = use(client, monkeypatch, FakeResponse(body={}))
@@ -549,21 +551,21 @@ def test_apply_needs_a_field_manager_and_sends_it(client, monkeypatch):
 @pytest.mark.parametrize(
     "code, reason, error_class",
     [
-        (401, "Unauthorized", kube.Unauthorized),
-        (403, "Forbidden", kube.Forbidden),
-        (404, "NotFound", kube.NotFound),
-        (409, "Conflict", kube.Conflict),
-        (409, "AlreadyExists", kube.AlreadyExists),
-        (410, "Expired", kube.Gone),
-        (422, "Invalid", kube.Invalid),
-        (400, "BadRequest", kube.Invalid),
+        (401, "Unauthorized", kube_errors.Unauthorized),
+        (403, "Forbidden", kube_errors.Forbidden),
+        (404, "NotFound", kube_errors.NotFound),
+        (409, "Conflict", kube_errors.Conflict),
+        (409, "AlreadyExists", kube_errors.AlreadyExists),
+        (410, "Expired", kube_errors.Gone),
+        (422, "Invalid", kube_errors.Invalid),
+        (400, "BadRequest", kube_errors.Invalid),
     ],
 )
 def test_client_errors_are_typed_and_not_retried(client, monkeypatch, sleeps, code, reason, error_class):
     message = 'secrets "x" says %s' % reason
     recorder = use(client, monkeypatch, FakeResponse(code, status_body(code, reason, message), reason=reason))
     with pytest.raises(error_class) as caught:
-        client.get(kube.STATIC_RESOURCES[("v1", "Secret")], "x", "ns")
+        client.get(kube_resources.STATIC_RESOURCES[("v1", "Secret")], "x", "ns")
     assert caught.value.message == message
     assert caught.value.status == code
     assert caught.value.to_dict() == {"status": code, "reason": reason, "message": message}
@@ -575,10 +577,10 @@ def test_server_errors_are_retried_then_succeed(client, monkeypatch, sleeps):
         client,
         monkeypatch,
         FakeResponse(500, status_body(500, "InternalError", "etcd hiccup")),
-        kube.TransportError("connection refused"),
+        kube_errors.TransportError("connection refused"),
         FakeResponse(200, {"kind": "Secret"}),
     )
-    assert client.get(kube.STATIC_RESOURCES[("v1", "Secret")], "x", "ns") == {"kind": "Secret"}
+    assert client.get(kube_resources.STATIC_RESOURCES[("v1", "Secret")], "x", "ns") == {"kind": "Secret"}
     assert len(recorder.calls) == 3
     assert len(sleeps) == 2
     assert all(0 <= s <= 2.0 for s in sleeps)
@@ -586,31 +588,31 @@ def test_server_errors_are_retried_then_succeed(client, monkeypatch, sleeps):
 
 def test_retries_are_bounded_and_the_last_error_is_raised(client, monkeypatch, sleeps):
     use(client, monkeypatch, *[FakeResponse(503, status_body(503, "ServiceUnavailable", "down %d" % i)) for i in range(3)])
-    with pytest.raises(kube.ServerError, match="down 2"):
-        client.get(kube.STATIC_RESOURCES[("v1", "Secret")], "x", "ns")
+    with pytest.raises(kube_errors.ServerError, match="down 2"):
+        client.get(kube_resources.STATIC_RESOURCES[("v1", "Secret")], "x", "ns")
     assert len(sleeps) == 2
 
 
 def test_retry_after_is_honoured_up_to_the_cap(client, monkeypatch, sleeps):
     throttled = status_body(429, "TooManyRequests", "slow down")
     use(client, monkeypatch, FakeResponse(429, throttled, {"Retry-After": "1"}), FakeResponse(429, throttled, {"Retry-After": "30"}), FakeResponse(200, {}))
-    client.get(kube.STATIC_RESOURCES[("v1", "Secret")], "x", "ns")
+    client.get(kube_resources.STATIC_RESOURCES[("v1", "Secret")], "x", "ns")
     assert sleeps[0] >= 1
     assert sleeps[1] == 2.0, "Retry-After is capped at max_delay"
 
 
 def test_retry_delay_has_jitter_and_grows():
-    retry = kube.Retry(attempts=10, base_delay=1.0, max_delay=100.0)
+    retry = retry_policy.Retry(attempts=10, base_delay=1.0, max_delay=100.0)
     first = {round(retry.delay(1), 6) for _attempt in range(50)}
     assert len(first) > 1 and max(first) <= 1.0
     assert max(retry.delay(5) for _attempt in range(200)) > 1.0
     with pytest.raises(ValueError):
-        kube.Retry(attempts=0)
+        retry_policy.Retry(attempts=0)
 
 
 def test_non_json_error_bodies_keep_their_text():
-    error = kube.error_from_response(502, b"<html>bad gateway</html>", "Bad Gateway")
-    assert isinstance(error, kube.ServerError)
+    error = kube_errors.error_from_response(502, b"<html>bad gateway</html>", "Bad Gateway")
+    assert isinstance(error, kube_errors.ServerError)
     assert error.message == "<html>bad gateway</html>"
 
 
@@ -618,7 +620,7 @@ def test_list_follows_continue_tokens(client, monkeypatch):
     page1 = {"kind": "SecretList", "metadata": {"continue": "abc", "resourceVersion": "10"}, "items": [{"metadata": {"name": "a"}}]}
     page2 = {"kind": "SecretList", "metadata": {"resourceVersion": "10"}, "items": [{"metadata": {"name": "b"}}]}
     recorder = use(client, monkeypatch, FakeResponse(body=page1), FakeResponse(body=page2))
-    result = client.list(kube.STATIC_RESOURCES[("v1", "Secret")], "ns", label_selector="a=b", limit=1)
+    result = client.list(kube_resources.STATIC_RESOURCES[("v1", "Secret")], "ns", label_selector="a=b", limit=1)
     assert [i["metadata"]["name"] for i in result["items"]] == ["a", "b"]
     assert all(i["kind"] == "Secret" and i["apiVersion"] == "v1" for i in result["items"])
     assert result["resource_version"] == "10"
@@ -634,7 +636,7 @@ def test_watch_parses_lines_split_across_chunks(client, monkeypatch):
     raw = b"".join(json.dumps(e).encode() + b"\n" for e in events)
     response = FakeResponse(chunks=[raw[:7], raw[7:40], raw[40:]])
     recorder = use(client, monkeypatch, response)
-    got = list(client.watch(kube.STATIC_RESOURCES[("v1", "Secret")], "ns", resource_version="4", timeout_seconds=5))
+    got = list(client.watch(kube_resources.STATIC_RESOURCES[("v1", "Secret")], "ns", resource_version="4", timeout_seconds=5))
     assert got == events
     assert response.released
     url = recorder.calls[0]["url"]
@@ -645,8 +647,8 @@ def test_watch_parses_lines_split_across_chunks(client, monkeypatch):
 def test_watch_error_event_410_raises_gone(client, monkeypatch):
     expired = {"type": "ERROR", "object": status_body(410, "Expired", "too old resource version: 1 (50)")}
     use(client, monkeypatch, FakeResponse(chunks=[json.dumps(expired).encode() + b"\n"]))
-    with pytest.raises(kube.Gone, match="too old"):
-        list(client.watch(kube.STATIC_RESOURCES[("v1", "Secret")], "ns", resource_version="1"))
+    with pytest.raises(kube_errors.Gone, match="too old"):
+        list(client.watch(kube_resources.STATIC_RESOURCES[("v1", "Secret")], "ns", resource_version="1"))
 
 
 class QuietWatchClient:
@@ -668,8 +670,9 @@ def test_wait_for_asks_again_after_a_quiet_window():
     client = QuietWatchClient()
     answers = iter([False, False, True])
     ticks = iter(range(100))
-    found = kube.wait_for(client, kube.STATIC_RESOURCES[("coordination.k8s.io/v1", "Lease")], "vm1", "ns", lambda obj: next(answers), timeout=60,
-                          tick_interval=1, clock=lambda: next(ticks))
+    lease = kube_resources.STATIC_RESOURCES[("coordination.k8s.io/v1", "Lease")]
+    found = guarded.wait_for(client, lease, "vm1", "ns", lambda obj: next(answers), timeout=60,
+                             tick_interval=1, clock=lambda: next(ticks))
     assert found["metadata"]["name"] == "vm1"
     assert client.watches == 2
 
@@ -701,7 +704,7 @@ def test_module_asks_for_the_kubernetes_client_only_for_exec_users(monkeypatch, 
 
 def test_contract_kinds_need_no_discovery():
     """ComputeInstance and Tenant of any group resolve from the contract, without a discovery request."""
-    client = kube.KubeClient(kube.ApiClient(kube.Configuration()))
+    client = kube.KubeClient(kube.ApiClient(kube_config.Configuration()))
     client._discover = None  # a discovery attempt would fail the test: None is not callable
     resource = client.resource("osac.openshift.io/v1alpha1", "ComputeInstance")
     assert (resource.plural, resource.group) == ("computeinstances", "osac.openshift.io")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube, lifecycle
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube_errors, lifecycle
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import ComputeInstance, vm_parameters
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import VIRTUAL_MACHINE
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
@@ -34,7 +34,7 @@ def flaky(failures, result="done"):
 
 def conflict():
     """A 409 Conflict as the API answers a write it refused."""
-    return kube.Conflict("the object has been modified", status=409, reason="Conflict")
+    return kube_errors.Conflict("the object has been modified", status=409, reason="Conflict")
 
 
 def test_unguarded_write_is_sent_again_after_conflicts():
@@ -47,11 +47,11 @@ def test_unguarded_write_is_sent_again_after_conflicts():
 def test_unguarded_write_gives_up_and_never_retries_already_exists():
     """Bounded; and AlreadyExists is an answer, not a transient."""
     write = flaky([conflict()] * lifecycle.CONFLICT_RETRY.attempts)
-    with pytest.raises(kube.Conflict):
+    with pytest.raises(kube_errors.Conflict):
         lifecycle.retry_conflicts(write)
     assert write.calls == lifecycle.CONFLICT_RETRY.attempts
-    exists = flaky([kube.AlreadyExists("already exists", status=409, reason="AlreadyExists")])
-    with pytest.raises(kube.AlreadyExists):
+    exists = flaky([kube_errors.AlreadyExists("already exists", status=409, reason="AlreadyExists")])
+    with pytest.raises(kube_errors.AlreadyExists):
         lifecycle.retry_conflicts(exists)
     assert exists.calls == 1
 

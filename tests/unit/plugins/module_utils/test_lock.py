@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube_errors
 from ansible_collections.cloudkit.provisioning.plugins.module_utils import lock as lock_utils
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import (
     LEASE,
@@ -54,7 +54,7 @@ def test_an_uncontended_acquire_is_one_create_and_no_read(fake):
 
 def test_a_create_refused_with_a_conflict_is_tried_again(fake):
     create = fake.create
-    refusals = [kube.Conflict("the object has been modified", status=409, reason="Conflict")]
+    refusals = [kube_errors.Conflict("the object has been modified", status=409, reason="Conflict")]
 
     def refused_once(*args, **kwargs):
         if refusals:
@@ -160,7 +160,7 @@ def test_a_fence_that_lost_its_lease_refuses_every_later_write(fake):
     fake.put(LEASE, lease("job-1", 0, duration=30))  # even if it came back, the job stopped for good
     with pytest.raises(LockLost):
         fence.check()
-    assert isinstance(LockLost("x"), kube.KubeError) and LockLost("x").reason == "LockLost"
+    assert isinstance(LockLost("x"), kube_errors.KubeError) and LockLost("x").reason == "LockLost"
 
 
 def test_the_fence_stops_a_provision_of_a_deleted_or_recreated_instance(fake):

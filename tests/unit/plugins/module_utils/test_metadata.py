@@ -1,10 +1,10 @@
-"""Unit tests for plugins/module_utils/metadata.py and kube.guarded_write: finalizers and annotations."""
+"""Unit tests for plugins/module_utils/metadata.py and guarded.guarded_write: finalizers and annotations."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import guarded, kube_errors, retry
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import (
     BeingDeleted,
     annotation_patch,
@@ -113,7 +113,7 @@ def test_someone_else_already_did_it_reports_unchanged(fake, configmap):
 def test_missing_object_absent_is_fine_present_is_not_found(fake, configmap):
     result = set_finalizer(fake, configmap, "cm", "ns", OURS, False)
     assert result == {"changed": False, "exists": False, "before": [], "finalizers": [], "resource_version": None, "live": None}
-    with pytest.raises(kube.NotFound, match="cannot add finalizer"):
+    with pytest.raises(kube_errors.NotFound, match="cannot add finalizer"):
         set_finalizer(fake, configmap, "cm", "ns", OURS, True)
 
 
@@ -165,10 +165,10 @@ def test_guarded_write_retries_are_bounded():
 
     def write(_live):
         calls.append(1)
-        raise kube.Conflict("modified", status=409)
+        raise kube_errors.Conflict("modified", status=409)
 
-    with pytest.raises(kube.Conflict):
-        kube.guarded_write(lambda: obj(rv=str(len(calls))), write, kube.Retry(attempts=4, sleep=sleeps.append))
+    with pytest.raises(kube_errors.Conflict):
+        guarded.guarded_write(lambda: obj(rv=str(len(calls))), write, retry.Retry(attempts=4, sleep=sleeps.append))
     assert len(calls) == 4 and len(sleeps) == 3
 
 
@@ -177,23 +177,23 @@ def test_guarded_write_raises_a_real_validation_error_at_once():
 
     def write(_live):
         calls.append(1)
-        raise kube.Invalid("spec.x: Invalid value", status=422)
+        raise kube_errors.Invalid("spec.x: Invalid value", status=422)
 
-    with pytest.raises(kube.Invalid, match="spec.x"):
-        kube.guarded_write(lambda: obj(rv="same"), write, kube.Retry(attempts=5, sleep=lambda _s: None))
+    with pytest.raises(kube_errors.Invalid, match="spec.x"):
+        guarded.guarded_write(lambda: obj(rv="same"), write, retry.Retry(attempts=5, sleep=lambda _s: None))
     assert len(calls) == 1
 
 
 def test_guarded_write_never_retries_already_exists():
     def write(_live):
-        raise kube.AlreadyExists("exists", status=409, reason="AlreadyExists")
+        raise kube_errors.AlreadyExists("exists", status=409, reason="AlreadyExists")
 
-    with pytest.raises(kube.AlreadyExists):
-        kube.guarded_write(lambda: None, write, kube.Retry(attempts=5, sleep=lambda _s: None))
+    with pytest.raises(kube_errors.AlreadyExists):
+        guarded.guarded_write(lambda: None, write, retry.Retry(attempts=5, sleep=lambda _s: None))
 
 
 def test_json_pointer_escapes_annotation_keys():
-    assert kube.json_pointer("metadata", "annotations", "a.io/x~y") == "/metadata/annotations/a.io~1x~0y"
+    assert guarded.json_pointer("metadata", "annotations", "a.io/x~y") == "/metadata/annotations/a.io~1x~0y"
 
 
 KEY = "cloudkit.openshift.io/reconciled-config-version"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube, preflight
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube_errors, preflight
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.preflight import check_permissions, job_permissions
 
 GROUP = "cloudkit.openshift.io"
@@ -22,7 +22,7 @@ class Reviewer:
     def create(self, resource, body, namespace=None, dry_run=False):
         if resource.kind == "SelfSubjectReview":
             if not self.reviews:
-                raise kube.NotFound("the server could not find the requested resource", status=404, reason="NotFound")
+                raise kube_errors.NotFound("the server could not find the requested resource", status=404, reason="NotFound")
             return dict(body, status={"userInfo": {"username": self.user}})
         attributes = body["spec"]["resourceAttributes"]
         resource_name = attributes["resource"] + ("/" + attributes["subresource"] if attributes.get("subresource") else "")

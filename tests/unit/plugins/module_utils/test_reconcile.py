@@ -57,8 +57,8 @@ def test_ignored_keys_of_list_entries_are_compared_out_and_carried_over():
 
 def test_apply_decides_again_when_an_owned_field_moved(fake):
     """A concurrent writer changed the field between read and write: the guard fails (422), the object is read again."""
-    from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
-    resource = kube.STATIC_RESOURCES[("v1", "ConfigMap")]
+    from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube_resources
+    resource = kube_resources.STATIC_RESOURCES[("v1", "ConfigMap")]
     live = fake.put(resource, {"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ns"}, "spec": {"a": 1}})
 
     def meddle(client):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube
+from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube_errors, kube_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.status import (
     StatusError,
@@ -105,7 +105,7 @@ def test_bad_options_name_the_field(options, message):
 
 
 def test_update_status_is_guarded_and_merges_onto_fresh_state(fake):
-    resource = kube.contract_resources(Names())[0]
+    resource = kube_resources.contract_resources(Names())[0]
     fake.put(resource, live({"phase": "Progressing"}))
 
     def operator_writes_desired_version(client):
@@ -126,7 +126,7 @@ def test_update_status_is_guarded_and_merges_onto_fresh_state(fake):
 
 
 def test_check_mode_writes_nothing(fake):
-    resource = kube.STATIC_RESOURCES[("v1", "Service")]
+    resource = kube_resources.STATIC_RESOURCES[("v1", "Service")]
     fake.put(resource, live())
     changed, _before, after, _obj = update_status(fake, resource, "vm1", "tenants", {"phase": "Failed"}, check_mode=True, now=T0)
     assert changed and after["phase"] == "Failed" and not fake.writes
@@ -154,7 +154,7 @@ def test_record_events_builds_real_events_and_never_fails(fake):
 
     class Refusing:
         def create(self, *_args, **_kwargs):
-            raise kube.Forbidden("events is forbidden", status=403)
+            raise kube_errors.Forbidden("events is forbidden", status=403)
 
     assert record_events(Refusing(), live(), [("X", "m", "Normal")]) == ["could not record event X: events is forbidden"]
 
