@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from unittest.mock import ANY
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from kubernetes import client, config
 
 from ansible_collections.cloudkit.provisioning.extensions.eda.plugins.event_source import computeinstances
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
 from tests.integration.instances import Operator
 from tests.stack.kubeapi import DEFAULT_CRD_DIR, KubeAPIServer
+from tests.stack.local import free_port
 
 CLOUDKIT = Names()
 OSAC = Names("osac.openshift.io")
@@ -327,3 +331,34 @@ def test_unauthorized_stops_the_source(instrumented_api):
             await computeinstances.main(queue, options)
 
     run(scenario)
+
+
+def _api_network(kubeconfig_path):
+    """A CIDR holding the API server's address, read from the kubeconfig file itself."""
+    with open(kubeconfig_path, encoding="utf-8") as handle:
+        config_file = yaml.safe_load(handle)
+    context = next(c["context"] for c in config_file["contexts"] if c["name"] == config_file["current-context"])
+    cluster = next(c["cluster"] for c in config_file["clusters"] if c["name"] == context["cluster"])
+    address = ipaddress.ip_address(urlsplit(cluster["server"]).hostname)
+    return str(ipaddress.ip_network(f"{address}/8", strict=False))
+
+
+def test_no_proxy_cidr_bypasses_the_proxy(kube, namespace, operator):
+    """no_proxy with a CIDR, as the modules read it: the API server's network bypasses the proxy (a dead port here)."""
+    kube.require_local("the API server's address must be an IP address")
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    network = _api_network(kube.kubeconfig)
+
+    async def scenario(no_proxy):
+        args = dict(FAST, kubeconfig=kube.kubeconfig, namespace=namespace, proxy=dead_proxy, no_proxy=no_proxy)
+        async with running_source(args) as events:
+            if no_proxy == network:
+                await in_thread(operator.create, namespace, "direct")
+                assert actions(await events.action("provision", "direct")) == [("provision", "direct", ANY)]
+            else:
+                # The control: through the dead proxy the source never connects.
+                beats = [await events.heartbeat(lambda h: True) for _beat in range(5)]
+                assert all(beat["connected"] == {namespace: False} for beat in beats), beats
+
+    run(lambda: scenario("192.0.2.0/24, other.example.com"))
+    run(lambda: scenario(network))

@@ -17,13 +17,13 @@ import importlib.util
 import json
 import logging
 import os
-import ssl
 import sys
 from datetime import datetime, timezone
-from urllib.request import proxy_bypass_environment
-from urllib.parse import urlparse
 
 import aiohttp
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 DOCUMENTATION = r"""
 ---
@@ -49,8 +49,10 @@ description:
     those it no longer finds as C(DELETED)). With O(heartbeat) set, a C(heartbeat) event (counts, connection state,
     resourceVersions) is emitted that often.
   - HTTP is asynchronous (aiohttp); the connection options are those of kubernetes.core and of this collection's
-    modules, with the same C(K8S_AUTH_*) environment fallbacks. Errors and cut streams are retried with jittered
-    exponential backoff; C(401) and C(403) stop the source, as retrying cannot fix credentials.
+    modules, with the same C(K8S_AUTH_*) environment fallbacks, and are loaded, validated (ansible-core's
+    C(ArgumentSpecValidator)) and applied (TLS, proxy and C(no_proxy), credentials, errors) by the modules' own code.
+    Errors and cut streams are retried with jittered exponential backoff; C(401) and C(403) stop the source, as
+    retrying cannot fix credentials.
 options:
   namespaces:
     description:
@@ -145,7 +147,8 @@ options:
     type: str
   no_proxy:
     description:
-      - Comma-separated hosts that bypass O(proxy). Falls back to E(K8S_AUTH_NO_PROXY).
+      - Comma-separated hosts, domain suffixes, C(host:port), CIDRs (C(10.0.0.0/8)) or C(*) that bypass O(proxy), as
+        for the collection's modules. Falls back to E(K8S_AUTH_NO_PROXY).
     type: str
 """
 
@@ -250,67 +253,13 @@ def _import_module_utils():
 
 computeinstance, kube, kube_errors, kube_resources, kubeconfig, names_utils, retry = _import_module_utils()
 
-_CONNECTION_OPTIONS = tuple(kubeconfig.AUTH_ARG_SPEC)
-_CONNECTION_ALIASES = dict((alias, option) for option, spec in kubeconfig.AUTH_ARG_SPEC.items() for alias in spec.get("aliases", ()))
-_SOURCE_DEFAULTS = {
-    "namespaces": None,
-    "label_selector": None,
-    "api_group": names_utils.DEFAULT_API_GROUP,
-    "raw_events": False,
-    "heartbeat": 0,
-    "watch_timeout": 300,
-    "request_timeout": 30.0,
-    "page_size": 500,
-    "reconnect_delay": 1.0,
-    "reconnect_max_delay": 30.0,
-}
-_TRUE_STRINGS = ("1", "true", "yes", "on", "y")
-_FALSE_STRINGS = ("0", "false", "no", "off", "n")
-
-
-class Settings(object):
-    """The source's arguments, checked and typed (rulebook variables arrive as strings)."""
-
-    def __init__(self, args):
-        args = dict(args or {})
-        if "namespace" in args:
-            if args.get("namespaces") is not None:
-                raise ValueError("namespace and namespaces are the same option; give one")
-            args["namespaces"] = args.pop("namespace")
-        connection = {}
-        for key in list(args):
-            option = _CONNECTION_ALIASES.get(key, key)
-            if option in _CONNECTION_OPTIONS:
-                if connection.get(option) is not None:
-                    raise ValueError("%s is given twice (with an alias)" % option)
-                connection[option] = args.pop(key)
-        # ansible-rulebook adds eda_* arguments of its own (eda_feedback_queue).
-        unknown = sorted(k for k in args if k not in _SOURCE_DEFAULTS and not k.startswith("eda_"))
-        if unknown:
-            raise ValueError("unknown argument(s): %s; known: %s" % (", ".join(unknown), ", ".join(sorted(_SOURCE_DEFAULTS) + list(_CONNECTION_OPTIONS))))
-        values = dict(_SOURCE_DEFAULTS)
-        values.update((k, v) for k, v in args.items() if v is not None and k in _SOURCE_DEFAULTS)
-        self.names = names_utils.Names(values["api_group"])
-        self.namespaces = _namespaces(values["namespaces"])
-        self.label_selector = values["label_selector"] or None
-        self.raw_events = _boolean(values["raw_events"], "raw_events")
-        self.heartbeat = _number(values["heartbeat"], "heartbeat", float, 0.0)
-        self.watch_timeout = _number(values["watch_timeout"], "watch_timeout", int, 1)
-        self.request_timeout = _number(values["request_timeout"], "request_timeout", float, 0.1)
-        self.page_size = _number(values["page_size"], "page_size", int, 1)
-        self.reconnect_delay = _number(values["reconnect_delay"], "reconnect_delay", float, 0.0)
-        self.reconnect_max_delay = _number(values["reconnect_max_delay"], "reconnect_max_delay", float, 0.0)
-        if "validate_certs" in connection and connection["validate_certs"] is not None:
-            connection["validate_certs"] = _boolean(connection["validate_certs"], "validate_certs")
-        self.connection = kubeconfig.resolve_connection_options(connection)
-
 
 def _namespaces(value):
     if value in (None, "", []):
         return [None]
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
-        raise ValueError("namespaces must be a list of names or a comma-separated string, got %r" % (value,))
+        raise ValueError(f"namespaces must be a list of names or a comma-separated string, got {value!r}")
     found = []
     for item in items:
         if item.strip() and item.strip() not in found:
@@ -318,22 +267,96 @@ def _namespaces(value):
     return found or [None]
 
 
-def _boolean(value, field):
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE_STRINGS + _FALSE_STRINGS:
-        return value.strip().lower() in _TRUE_STRINGS
-    raise ValueError("%s must be a boolean, got %r" % (field, value))
+_namespaces.__name__ = "a list of namespaces"
 
 
-def _number(value, field, kind, minimum):
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ValueError("%s must be a number, got %r" % (field, value)) from None
-    if isinstance(value, bool) or number < minimum:
-        raise ValueError("%s must be a number >= %s, got %r" % (field, minimum, value))
-    return number
+def _boolean(field):
+    def convert(value):
+        try:
+            return boolean(value, strict=True)
+        except TypeError:
+            raise ValueError(f"{field} must be a boolean, got {value!r}") from None
+
+    convert.__name__ = "bool"
+    return convert
+
+
+def _number(field, kind, minimum):
+    def convert(value):
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{field} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or number < minimum:
+            raise ValueError(f"{field} must be a number >= {minimum}, got {value!r}")
+        return number
+
+    convert.__name__ = f"{kind.__name__} >= {minimum}"
+    return convert
+
+
+# The source's own arguments (rulebook variables arrive as strings, hence the converters); the connection
+# options and their K8S_AUTH_* fallbacks are the modules' own (kubeconfig.auth_argument_spec()).
+SOURCE_ARGUMENT_SPEC = {
+    "namespaces": {"type": _namespaces, "aliases": ["namespace"]},
+    "label_selector": {"type": "str"},
+    "api_group": {"type": "str", "default": names_utils.DEFAULT_API_GROUP},
+    "raw_events": {"type": _boolean("raw_events"), "default": False},
+    "heartbeat": {"type": _number("heartbeat", float, 0.0), "default": 0},
+    "watch_timeout": {"type": _number("watch_timeout", int, 1), "default": 300},
+    "request_timeout": {"type": _number("request_timeout", float, 0.1), "default": 30.0},
+    "page_size": {"type": _number("page_size", int, 1), "default": 500},
+    "reconnect_delay": {"type": _number("reconnect_delay", float, 0.0), "default": 1.0},
+    "reconnect_max_delay": {"type": _number("reconnect_max_delay", float, 0.0), "default": 30.0},
+}
+_SOURCE_DEFAULTS = {option: spec.get("default") for option, spec in SOURCE_ARGUMENT_SPEC.items()}
+
+
+def argument_spec():
+    """The source's arguments and the connection options, for ArgumentSpecValidator."""
+    spec = dict(SOURCE_ARGUMENT_SPEC)
+    spec.update(kubeconfig.auth_argument_spec())
+    return spec
+
+
+def _given_twice(spec, args):
+    """Options given under more than one of their names (ArgumentSpecValidator only warns and keeps one)."""
+    for option, settings in spec.items():
+        given = [name for name in [option] + list(settings.get("aliases") or []) if args.get(name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"{option} is given twice: {' and '.join(given)} are the same option; give one")
+
+
+class Settings:
+    """The source's arguments, checked and typed by ansible-core's ArgumentSpecValidator, as a module's are."""
+
+    def __init__(self, args):
+        # ansible-rulebook adds eda_* arguments of its own (eda_feedback_queue).
+        args = {key: value for key, value in (args or {}).items() if not key.startswith("eda_")}
+        spec = argument_spec()
+        _given_twice(spec, args)
+        result = ArgumentSpecValidator(spec).validate(args)
+        problems = []
+        for error in result.errors.errors:
+            if isinstance(error, UnsupportedError):
+                known = ", ".join(sorted(spec))
+                problems.append(f"unknown argument(s): {', '.join(sorted(result.unsupported_parameters))}; known: {known}")
+            else:
+                problems.append(error.msg)
+        if problems:
+            raise ValueError("; ".join(problems))
+        values = result.validated_parameters
+        self.names = names_utils.Names(values["api_group"])
+        self.namespaces = values["namespaces"] or [None]
+        self.label_selector = values["label_selector"] or None
+        self.raw_events = values["raw_events"]
+        self.heartbeat = values["heartbeat"]
+        self.watch_timeout = values["watch_timeout"]
+        self.request_timeout = values["request_timeout"]
+        self.page_size = values["page_size"]
+        self.reconnect_delay = values["reconnect_delay"]
+        self.reconnect_max_delay = values["reconnect_max_delay"]
+        self.connection = {option: values.get(option) for option in kubeconfig.AUTH_ARG_SPEC}
 
 
 def identity(instance):
@@ -443,50 +466,14 @@ class InstanceTracker(object):
         return identities
 
 
-def _ssl_context(configuration):
-    """TLS settings of a kubernetes Configuration for aiohttp (None for plain HTTP)."""
-    if not configuration.host.lower().startswith("https"):
-        return None
-    if configuration.verify_ssl:
-        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
-        if configuration.assert_hostname is False:
-            context.check_hostname = False
-    else:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, configuration.key_file or None)
-    return context
-
-
-def _auth_headers(configuration):
-    # auth_settings() also runs a kubeconfig token-refresh hook, hence per connection and off the loop.
-    headers = {"Accept": "application/json", "User-Agent": kube.USER_AGENT}
-    for setting in configuration.auth_settings().values():
-        if setting.get("in") == "header" and setting.get("value"):
-            headers[setting["key"]] = setting["value"]
-    return headers
-
-
-def _proxy_for(configuration):
-    proxy = configuration.proxy
-    if not proxy:
-        return None
-    host = urlparse(configuration.host).hostname or ""
-    if configuration.no_proxy and proxy_bypass_environment(host, {"no": configuration.no_proxy}):
-        return None
-    return proxy
-
-
-class _Connection(object):
-    """One aiohttp session to the API server, from a kubernetes client Configuration."""
+class _Connection:
+    """One aiohttp session to the API server, with the client's own TLS, proxy, header and error handling."""
 
     def __init__(self, configuration, settings):
         self.configuration = configuration
         self.settings = settings
-        self.ssl = _ssl_context(configuration)
-        self.proxy = _proxy_for(configuration)
+        self.ssl = kube.ssl_context(configuration)
+        self.proxy = kubeconfig.proxy_for(configuration)
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ssl if self.ssl is not None else False))
 
     async def close(self):
@@ -494,8 +481,9 @@ class _Connection(object):
 
     async def get(self, path, query, timeout):
         """A response (the caller closes it) or a typed KubeError for an error answer."""
-        headers = await asyncio.to_thread(_auth_headers, self.configuration)
-        query = dict((k, v) for k, v in query.items() if v is not None)
+        # request_headers() also runs a kubeconfig token-refresh hook, hence per request and off the loop.
+        headers = await asyncio.to_thread(kube.request_headers, self.configuration)
+        query = {key: value for key, value in query.items() if value is not None}
         response = await self.session.get(self.configuration.host + path, params=query, headers=headers, timeout=timeout,
                                           proxy=self.proxy, server_hostname=self.configuration.tls_server_name or None)
         if response.status >= 400:
@@ -503,16 +491,11 @@ class _Connection(object):
                 data = await response.read()
             finally:
                 response.release()
-            raise kube_errors.error_from_response(response.status, data, response.reason)
+            raise kube_errors.error_from_response(response.status, data, response.reason, response.headers)
         return response
 
 
-def _watch_error(event):
-    status = event.get("object") or {}
-    return kube_errors.error_from_response(status.get("code") or 500, json.dumps(status).encode("utf-8"), status.get("reason"))
-
-
-class ComputeInstanceSource(object):
+class ComputeInstanceSource:
     """List then watch each namespace scope, feeding the queue."""
 
     def __init__(self, queue, settings):
@@ -594,9 +577,7 @@ class ComputeInstanceSource(object):
             metadata = page.get("metadata") or {}
             # The first page's version: a watch from there may replay a change, never miss one.
             version = version or metadata.get("resourceVersion")
-            for obj in page.get("items") or []:
-                obj.setdefault("apiVersion", self.resource.api_version)
-                obj.setdefault("kind", self.resource.kind)
+            for obj in kube.page_items(self.resource, page):
                 uid = (obj.get("metadata") or {}).get("uid")
                 known = uid in self.tracker
                 keep.add(uid)
@@ -625,22 +606,17 @@ class ComputeInstanceSource(object):
         response = await self.connection.get(self.resource.path(namespace), query, timeout)
         self.connected[namespace or ""] = True
         try:
-            buffer = b""
+            decoder = kube.WatchDecoder()  # an ERROR event is raised as its typed error (410 Gone: relist)
             async for chunk in response.content.iter_any():
-                lines = (buffer + chunk).split(b"\n")
-                buffer = lines.pop()
-                for line in lines:
-                    if line.strip():
-                        await self._event(namespace, json.loads(line))
-            if buffer.strip():
-                await self._event(namespace, json.loads(buffer))
+                for event in decoder.feed(chunk):
+                    await self._event(namespace, event)
+            for event in decoder.close():
+                await self._event(namespace, event)
         finally:
             response.release()
 
     async def _event(self, namespace, event):
         kind = event.get("type")
-        if kind == "ERROR":
-            raise _watch_error(event)
         self.received[namespace] += 1
         obj = event.get("object") or {}
         self.versions[namespace] = (obj.get("metadata") or {}).get("resourceVersion") or self.versions[namespace]

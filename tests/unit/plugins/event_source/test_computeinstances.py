@@ -166,9 +166,9 @@ def test_prune_only_touches_its_namespace():
 
 
 def test_watch_error_events_are_typed():
-    gone = source._watch_error({"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}})
+    gone = kube_errors.error_from_watch_event({"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}})
     assert isinstance(gone, kube_errors.Gone) and gone.message == "too old"
-    assert isinstance(source._watch_error({"type": "ERROR", "object": {}}), kube_errors.ServerError)
+    assert isinstance(kube_errors.error_from_watch_event({"type": "ERROR", "object": {}}), kube_errors.ServerError)
 
 
 def test_settings_defaults(monkeypatch):
