@@ -27,6 +27,7 @@ from ansible.module_utils.urls import open_url
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.envelope import EnvelopeError, identify
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import USER_AGENT
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.retry import NO_RETRY, Retry
 
 # docs/contract.md, Status (job states), with Pending/Waiting/Running kept apart (later operator versions).
 STATE_BY_STATUS = {
@@ -252,6 +253,8 @@ class ControllerClient(object):
         self.sleep = sleep
         self.clock = clock
         self.attempts = max(1, attempts)
+        # 0.5, 1, 2, 4 s between attempts: a controller restarting behind a gateway is back within seconds.
+        self.retry = Retry(attempts=self.attempts, base_delay=0.5, max_delay=5.0, sleep=sleep, jitter=False)
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -318,16 +321,9 @@ class ControllerClient(object):
         if data is not None:
             body = json.dumps(data)
             headers["Content-Type"] = "application/json"
-        attempts = self.attempts if (method == "GET" if idempotent is None else idempotent) else 1
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._send(method, url, body, headers, auth)
-            except ControllerError as error:
-                if not error.retryable or attempt >= attempts:
-                    raise
-            self.sleep(min(5.0, 0.5 * 2 ** (attempt - 1)))
+        retry = self.retry if (method == "GET" if idempotent is None else idempotent) else NO_RETRY
+        return retry.run(lambda: self._send(method, url, body, headers, auth), ControllerError,
+                         retryable=lambda error: error.retryable)
 
     def _send(self, method, url, body, headers, auth):
         """One exchange; a ControllerError says with .retryable whether another try may help."""

@@ -34,20 +34,16 @@ def guarded_write(read: Callable[[], Optional[KubeObject]], write: Callable[[Opt
     first attempt uses it instead of reading again (a stale one costs a 409).
     """
     retry = retry or Retry(attempts=10, base_delay=0.05, max_delay=1.0)
-    live = read() if live is None else live
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return write(live)
-        except (Conflict, Invalid) as error:
-            if isinstance(error, AlreadyExists) or attempt >= retry.attempts:
-                raise
-            retry.sleep(retry.delay(attempt))
-            fresh = read()
-            if isinstance(error, Invalid) and _resource_version(fresh) == _resource_version(live):
-                raise
-            live = fresh
+    state = {"live": read() if live is None else live}
+
+    def reread(error):
+        fresh = read()
+        if isinstance(error, Invalid) and _resource_version(fresh) == _resource_version(state["live"]):
+            raise error
+        state["live"] = fresh
+
+    return retry.run(lambda: write(state["live"]), (Conflict, Invalid),
+                     retryable=lambda error: not isinstance(error, AlreadyExists), before_retry=reread)
 
 
 def _resource_version(obj: Optional[KubeObject]) -> Optional[str]:

@@ -288,25 +288,19 @@ class KubeClient:
             payload = body if isinstance(body, (bytes, str)) else json.dumps(body)
             content_type = content_type or "application/json"
         timeout = self.request_timeout if timeout is None else timeout
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self._send(method, url, payload, request_headers(self.configuration, content_type), timeout, stream)
-            except TransportError as exc:
-                error = exc
-            else:
-                if response.status < 400:
-                    if stream:
-                        return response
-                    return json.loads(response.data) if response.data else {}
-                data = response.read() if stream else response.data
+
+        def attempt():
+            response = self._send(method, url, payload, request_headers(self.configuration, content_type), timeout, stream)
+            if response.status < 400:
                 if stream:
-                    response.release_conn()
-                error = error_from_response(response.status, data, response.reason, response.headers)
-            if not isinstance(error, ServerError) or attempt >= self.retry.attempts:
-                raise error
-            self.retry.sleep(self.retry.delay(attempt, error.retry_after))
+                    return response
+                return json.loads(response.data) if response.data else {}
+            data = response.read() if stream else response.data
+            if stream:
+                response.release_conn()
+            raise error_from_response(response.status, data, response.reason, response.headers)
+
+        return self.retry.run(attempt, ServerError)
 
     # -- verbs ---------------------------------------------------------------------
 

@@ -54,17 +54,8 @@ CONFLICT_RETRY = Retry(attempts=5, base_delay=0.1, max_delay=1.0)
 
 def retry_conflicts(write, *args, **kwargs):
     """``write(*args, **kwargs)``, sent again (bounded, with jitter) when answered 409 Conflict; AlreadyExists is raised."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return write(*args, **kwargs)
-        except AlreadyExists:
-            raise
-        except Conflict:
-            if attempt >= CONFLICT_RETRY.attempts:
-                raise
-            CONFLICT_RETRY.sleep(CONFLICT_RETRY.delay(attempt))
+    return CONFLICT_RETRY.run(lambda: write(*args, **kwargs), Conflict,
+                              retryable=lambda error: not isinstance(error, AlreadyExists))
 
 
 def _ref(manifest_or_object):
@@ -191,9 +182,8 @@ PRUNE_ORDER = (SERVICE, DATA_VOLUME, SECRET)
 def delete_exactly(client, resource, obj):
     """Delete this very object (uid precondition: a namesake made since is not ours to delete); False when it was gone."""
     metadata = obj["metadata"]
-    attempt = 0
-    while True:
-        attempt += 1
+
+    def attempt():
         try:
             client.delete(resource, metadata["name"], metadata.get("namespace"), preconditions={"uid": metadata["uid"]})
             return True
@@ -203,9 +193,9 @@ def delete_exactly(client, resource, obj):
             current = client.get_or_none(resource, metadata["name"], metadata.get("namespace"))
             if current is None or current["metadata"].get("uid") != metadata["uid"]:
                 return False
-            if attempt >= CONFLICT_RETRY.attempts:
-                raise
-            CONFLICT_RETRY.sleep(CONFLICT_RETRY.delay(attempt))
+            raise
+
+    return CONFLICT_RETRY.run(attempt, Conflict)
 
 
 def _disk_fields(instance, objects):

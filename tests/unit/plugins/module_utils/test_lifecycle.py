@@ -8,6 +8,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils import kube_
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import ComputeInstance, vm_parameters
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import VIRTUAL_MACHINE
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
+from ansible_collections.cloudkit.provisioning.tests.unit.plugins.module_utils.test_retry import flaky
 
 NAMES = Names()
 SPEC = {"templateID": "cloudkit.templates.ocp_virt_vm", "restartRequestedAt": "2026-01-01T00:00:00Z"}
@@ -17,19 +18,6 @@ SPEC = {"templateID": "cloudkit.templates.ocp_virt_vm", "restartRequestedAt": "2
 def no_sleep(monkeypatch):
     """Retries do not wait."""
     monkeypatch.setattr(lifecycle.CONFLICT_RETRY, "sleep", lambda _seconds: None)
-
-
-def flaky(failures, result="done"):
-    """A write that raises the given errors first, then returns `result`; `calls` counts the attempts."""
-    pending = list(failures)
-
-    def write():
-        write.calls += 1
-        if pending:
-            raise pending.pop(0)
-        return result
-    write.calls = 0
-    return write
 
 
 def conflict():
