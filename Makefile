@@ -49,6 +49,7 @@ sanity: sync
 	cd $(COLLECTION_COPY) && $(BIN)/ansible-test sanity --python $(PY_VERSION) --color no
 
 lint: sync
+	$(BIN)/ruff check $(ROOT)
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/antsibull-changelog lint
 

@@ -330,7 +330,7 @@ def report(args, lat: dict, sync: dict, load_seconds: float) -> None:
           f' baseline {lat["baseline"][-1] * 1000:.1f} ms')
     print(f'   baseline: latency = raw aiohttp watch decoding each line; sync = one plain LIST of {args.sync_instances} decoded;'
           f' RSS = that LIST process')
-    print(f'   source process: importing the source (and kubernetes through module_utils)'
+    print(f'   source process: importing the source (its module_utils, the ansible-core argument checks, aiohttp; not kubernetes)'
           f' {statistics.median(run["import_seconds"] for run in sync["ours"]):.2f} s, RSS after imports'
           f' {statistics.median(run["rss_imports_kb"] for run in sync["ours"]) / 1024:.0f} MB; RSS with {args.instances} instances'
           f' {lat["rss_kb"] / 1024:.0f} MB; loading {args.sync_instances} instances into the stand-in took {load_seconds:.1f} s')

@@ -214,8 +214,8 @@ class Bench:
 
 def context_figures(bench: Bench, workdir: Path) -> dict:
     """What a job pays besides its own work: ansible-playbook with an empty play, one trivial module task, and importing
-    kubernetes.config in a fresh interpreter (what each kubernetes.core module of the baseline pays; our kube.py imports
-    kubernetes only for exec or auth-provider kubeconfig users); medians of 3."""
+    kubernetes.config in a fresh interpreter (what each kubernetes.core module of the baseline pays; our kubeconfig.py
+    imports kubernetes only for exec or auth-provider kubeconfig users); medians of 3."""
     empty = workdir / 'empty.yml'
     empty.write_text(yaml.safe_dump(EMPTY_PLAY), encoding='utf-8')
     pings = workdir / 'ping.yml'

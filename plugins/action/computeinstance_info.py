@@ -26,9 +26,13 @@ class ActionModule(ActionBase):
         """Fill in payload from the raw task variables when the task names no instance, then run the module."""
         del tmp  # unused since Ansible 2.7
         task_vars = task_vars or {}
-        result = super(ActionModule, self).run(task_vars=task_vars)
+        result = super().run(task_vars=task_vars)
         module_args = dict(self._task.args)
         if module_args.get("name") is None and module_args.get("payload") is None:
             module_args["payload"] = dict((key, task_vars.get(key)) for key in ENVELOPE_VARIABLES)
-        result.update(self._execute_module(module_name="cloudkit.provisioning.computeinstance_info", module_args=module_args, task_vars=task_vars))
+        result.update(
+            self._execute_module(
+                module_name="cloudkit.provisioning.computeinstance_info", module_args=module_args, task_vars=task_vars
+            )
+        )
         return result

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 
-class ModuleDocFragment(object):
+class ModuleDocFragment:
     """The options of plugins/module_utils/aap.py, documented once (awx.awx's names)."""
 
     DOCUMENTATION = r"""
@@ -43,7 +43,8 @@ options:
   validate_certs:
     description:
       - Whether to verify the controller's TLS certificate. Defaults to V(true).
-      - Can also be set with the E(CONTROLLER_VERIFY_SSL), E(TOWER_VERIFY_SSL) or E(AAP_VALIDATE_CERTS) environment variables.
+      - Can also be set with the E(CONTROLLER_VERIFY_SSL), E(TOWER_VERIFY_SSL) or E(AAP_VALIDATE_CERTS) environment
+        variables.
     type: bool
     aliases: [tower_verify_ssl]
   request_timeout:
@@ -64,7 +65,8 @@ notes:
 options:
   controller_host:
     description:
-      - Automation controller to ask (see M(cloudkit.provisioning.aap_job) for the URL forms); unset skips what needs it.
+      - Automation controller to ask (see M(cloudkit.provisioning.aap_job) for the URL forms); unset skips what needs
+        it.
       - Can also be set with the E(CONTROLLER_HOST), E(TOWER_HOST) or E(AAP_HOSTNAME) environment variables.
     type: str
   controller_oauthtoken:
@@ -85,6 +87,7 @@ options:
   controller_validate_certs:
     description:
       - Whether to verify the controller's TLS certificate (O(validate_certs) is the Kubernetes API's).
-      - Can also be set with the E(CONTROLLER_VERIFY_SSL), E(TOWER_VERIFY_SSL) or E(AAP_VALIDATE_CERTS) environment variables.
+      - Can also be set with the E(CONTROLLER_VERIFY_SSL), E(TOWER_VERIFY_SSL) or E(AAP_VALIDATE_CERTS) environment
+        variables.
     type: bool
 """

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 
-class ModuleDocFragment(object):
+class ModuleDocFragment:
     """name/namespace (and uid) or payload, and api_group."""
 
     DOCUMENTATION = r"""

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 
-class ModuleDocFragment(object):
+class ModuleDocFragment:
     """The options of plugins/module_utils/kube.py, documented once."""
 
     DOCUMENTATION = r"""
@@ -76,6 +76,7 @@ notes:
 requirements:
   - urllib3
   - PyYAML (to read a kubeconfig file; it comes with ansible-core)
-  - kubernetes >= 24.2.0 (the Python client), only for a kubeconfig whose user authenticates with C(exec) or C(auth-provider),
+  - kubernetes >= 24.2.0 (the Python client), only for a kubeconfig whose user authenticates with C(exec) or
+    C(auth-provider),
     or for several kubeconfig files merged through E(KUBECONFIG)
 """

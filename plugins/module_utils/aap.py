@@ -84,7 +84,10 @@ def controller_argument_spec():
     """The connection options with their environment fallbacks, for AnsibleModule."""
     from ansible.module_utils.basic import env_fallback
 
-    return dict((option, dict(settings, fallback=(env_fallback, CONTROLLER_ENV[option]))) for option, settings in CONTROLLER_ARG_SPEC.items())
+    return dict(
+        (option, dict(settings, fallback=(env_fallback, CONTROLLER_ENV[option])))
+        for option, settings in CONTROLLER_ARG_SPEC.items()
+    )
 
 
 def controller_argument_spec_with_kube():
@@ -104,8 +107,14 @@ def client_from_kube_module_params(params, **kwargs):
     """A ControllerClient from controller_argument_spec_with_kube's options; None when no controller_host is set."""
     if not params.get("controller_host"):
         return None
-    return ControllerClient(params["controller_host"], token=params.get("controller_oauthtoken"), username=params.get("controller_username"),
-                            password=params.get("controller_password"), validate_certs=params.get("controller_validate_certs"), **kwargs)
+    return ControllerClient(
+        params["controller_host"],
+        token=params.get("controller_oauthtoken"),
+        username=params.get("controller_username"),
+        password=params.get("controller_password"),
+        validate_certs=params.get("controller_validate_certs"),
+        **kwargs,
+    )
 
 
 def client_from_params(params, **kwargs):
@@ -117,7 +126,7 @@ def client_from_params(params, **kwargs):
         password=params.get("controller_password"),
         validate_certs=params.get("validate_certs"),
         request_timeout=params.get("request_timeout"),
-        **kwargs
+        **kwargs,
     )
 
 
@@ -135,9 +144,12 @@ def api_root(host):
         host = "https://" + host
     parts = urlsplit(host)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("controller_host must be an http(s) URL or a host name, got %r" % _origin(parts))
+        raise ValueError(f"controller_host must be an http(s) URL or a host name, got {_origin(parts)!r}")
     if parts.username or parts.password:
-        raise ValueError("controller_host must not carry credentials: use controller_oauthtoken or controller_username/controller_password")
+        raise ValueError(
+            "controller_host must not carry credentials: use controller_oauthtoken or "
+            "controller_username/controller_password"
+        )
     if parts.query or parts.fragment:
         raise ValueError("controller_host must not have a query or fragment")
     path = parts.path.rstrip("/") or "/api"
@@ -146,7 +158,7 @@ def api_root(host):
 
 def _origin(parts):
     host = parts.hostname or ""
-    return "%s://%s%s" % (parts.scheme, host, ":%s" % parts.port if parts.port else "")
+    return "{}://{}{}".format(parts.scheme, host, f":{parts.port}" if parts.port else "")
 
 
 def _detail(body):
@@ -168,7 +180,7 @@ class ControllerError(Exception):
     """An error talking to the controller; the message names the URL and never holds a credential."""
 
     def __init__(self, message, status=None, url=None, method=None, detail=None, job=None):
-        super(ControllerError, self).__init__(message)
+        super().__init__(message)
         self.message = message
         self.status = status
         self.url = url
@@ -222,28 +234,48 @@ class JobTimeout(ControllerError):
     """The job did not finish in time; .job is its last state."""
 
 
-_ERROR_BY_STATUS = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed, 409: Conflict}
+_ERROR_BY_STATUS = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    409: Conflict,
+}
 # GETs are retried on these (a gateway restarting, the controller busy); launches never are.
 # A controller failing over or restarting answers 500 as well as 502-504; reads and cancels are safe to send again.
 _RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
-class ControllerClient(object):
+class ControllerClient:
     """JSON over HTTP to the controller, with typed errors and pagination.
 
     `opener` defaults to open_url (same signature); tests pass a fake. Credentials are kept
     out of every message this client produces.
     """
 
-    def __init__(self, host, token=None, username=None, password=None, validate_certs=True, request_timeout=None,
-                 opener=None, sleep=time.sleep, clock=time.monotonic, attempts=5):
+    def __init__(
+        self,
+        host,
+        token=None,
+        username=None,
+        password=None,
+        validate_certs=True,
+        request_timeout=None,
+        opener=None,
+        sleep=time.sleep,
+        clock=time.monotonic,
+        attempts=5,
+    ):
         self.root = api_root(host)
         if isinstance(token, dict):
             if not token.get("token"):
                 raise ValueError("controller_oauthtoken is a dictionary without a token key")
             token = token["token"]
         if token is not None and not isinstance(token, str):
-            raise ValueError("controller_oauthtoken must be a string or a dictionary with a token key, got %s" % type(token).__name__)
+            raise ValueError(
+                f"controller_oauthtoken must be a string or a dictionary with a token key, got {type(token).__name__}"
+            )
         self.token = token or None
         self.username = username or None
         self.password = password or None
@@ -269,7 +301,9 @@ class ControllerClient(object):
         if endpoint.startswith(("http://", "https://")):
             if urlsplit(endpoint).netloc != urlsplit(self.root).netloc:
                 # The credentials go with every request: never to a host the user did not name.
-                raise ControllerError("refusing to follow a link to another host than %s: %s" % (self.origin, endpoint), url=endpoint)
+                raise ControllerError(
+                    f"refusing to follow a link to another host than {self.origin}: {endpoint}", url=endpoint
+                )
             url = endpoint
         elif endpoint.startswith("/"):
             url = self.origin + endpoint
@@ -290,17 +324,18 @@ class ControllerClient(object):
         if self.token:
             return "token"
         if self.username:
-            return "username/password of %s" % self.username
+            return f"username/password of {self.username}"
         return "anonymous request (no controller_oauthtoken and no controller_username given)"
 
     def _error(self, method, url, status, body):
         detail = self.redact(_detail(body))
         if status == 401:
-            message = "the controller at %s refused the %s (HTTP 401 on %s %s)%s" % (
-                self.origin, self._credential_name(), method, url, ": %s" % detail if detail else "")
+            message = "the controller at {} refused the {} (HTTP 401 on {} {}){}".format(
+                self.origin, self._credential_name(), method, url, f": {detail}" if detail else ""
+            )
             cls = Unauthorized
         else:
-            message = "%s %s: HTTP %s%s" % (method, url, status, ": %s" % detail if detail else "")
+            message = "{} {}: HTTP {}{}".format(method, url, status, f": {detail}" if detail else "")
             cls = _ERROR_BY_STATUS.get(status, ServerError if status >= 500 else ControllerError)
         return cls(self.redact(message), status=status, url=url, method=method, detail=detail)
 
@@ -314,7 +349,7 @@ class ControllerClient(object):
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         auth = {}
         if self.token:
-            headers["Authorization"] = "Bearer %s" % self.token
+            headers["Authorization"] = f"Bearer {self.token}"
         elif self.username:
             auth = {"url_username": self.username, "url_password": self.password or "", "force_basic_auth": True}
         body = None
@@ -322,14 +357,25 @@ class ControllerClient(object):
             body = json.dumps(data)
             headers["Content-Type"] = "application/json"
         retry = self.retry if (method == "GET" if idempotent is None else idempotent) else NO_RETRY
-        return retry.run(lambda: self._send(method, url, body, headers, auth), ControllerError,
-                         retryable=lambda error: error.retryable)
+        return retry.run(
+            lambda: self._send(method, url, body, headers, auth),
+            ControllerError,
+            retryable=lambda error: error.retryable,
+        )
 
     def _send(self, method, url, body, headers, auth):
         """One exchange; a ControllerError says with .retryable whether another try may help."""
         try:
-            response = self.opener(url, data=body, headers=headers, method=method, validate_certs=self.validate_certs,
-                                   timeout=self.request_timeout, http_agent=USER_AGENT, **auth)
+            response = self.opener(
+                url,
+                data=body,
+                headers=headers,
+                method=method,
+                validate_certs=self.validate_certs,
+                timeout=self.request_timeout,
+                http_agent=USER_AGENT,
+                **auth,
+            )
             raw = response.read()
         except HTTPError as exc:
             try:
@@ -338,19 +384,24 @@ class ControllerClient(object):
                 error_body = b""
             error = self._error(method, url, exc.code, error_body)
             error.retryable = exc.code in _RETRY_STATUSES
-            raise error
+            raise error from exc
         except (URLError, UrlsConnectionError, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            error = TransportError(self.redact("%s %s: no answer from the controller: %s" % (method, url, reason)), url=url, method=method)
+            error = TransportError(
+                self.redact(f"{method} {url}: no answer from the controller: {reason}"), url=url, method=method
+            )
             error.retryable = True
-            raise error
+            raise error from exc
         if not raw or not raw.strip():
             return {}
         try:
             return json.loads(raw)
-        except ValueError:
-            raise ControllerError("%s %s: the answer is not JSON (is controller_host the controller or gateway URL?)" % (method, url),
-                                  url=url, method=method)
+        except ValueError as exc:
+            raise ControllerError(
+                f"{method} {url}: the answer is not JSON (is controller_host the controller or gateway URL?)",
+                url=url,
+                method=method,
+            ) from exc
 
     def get(self, endpoint, query=None):
         """GET, decoded."""
@@ -369,7 +420,7 @@ class ControllerClient(object):
             if not next_page:
                 return
             page = self.get(next_page)
-        raise ControllerError("%s: more than %d pages" % (self.url(endpoint, query), MAX_PAGES))
+        raise ControllerError(f"{self.url(endpoint, query)}: more than {MAX_PAGES} pages")
 
     # -- templates and jobs -----------------------------------------------------
 
@@ -387,13 +438,19 @@ class ControllerClient(object):
                 continue
             if organization is None or _organization(template) == organization:
                 matches.append(template)
-        where = " in organization %r" % organization if organization is not None else ""
+        where = f" in organization {organization!r}" if organization is not None else ""
         if not matches:
-            raise NotFound("no %s named %r%s at %s" % (kind["label"], name, where, self.url(endpoint, {"name": name})),
-                           status=404, url=self.url(endpoint, {"name": name}), method="GET")
+            raise NotFound(
+                "no {} named {!r}{} at {}".format(kind["label"], name, where, self.url(endpoint, {"name": name})),
+                status=404,
+                url=self.url(endpoint, {"name": name}),
+                method="GET",
+            )
         if len(matches) > 1:
-            raise Ambiguous("%d %ss are named %r (organizations: %s): set organization" % (
-                len(matches), kind["label"], name, ", ".join(sorted(str(_organization(t)) for t in matches))))
+            organizations = ", ".join(sorted(str(_organization(t)) for t in matches))
+            raise Ambiguous(
+                f"{len(matches)} {kind['label']}s are named {name!r} (organizations: {organizations}): set organization"
+            )
         return matches[0]
 
     def find_template_any(self, name, organization=None):
@@ -408,9 +465,14 @@ class ControllerClient(object):
         kind = KINDS[template_type]
         if extra_vars and not accepts_extra_vars(template):
             # The controller would launch anyway and drop the variables: the job would not know its instance.
-            raise BadRequest("%s %r does not prompt for variables on launch: enable Prompt on launch for Variables"
-                             % (kind["label"], template.get("name")))
-        endpoint = (template.get("related") or {}).get("launch") or "%s/%s/launch/" % (kind["templates"], template["id"])
+            raise BadRequest(
+                "{} {!r} does not prompt for variables on launch: enable Prompt on launch for Variables".format(
+                    kind["label"], template.get("name")
+                )
+            )
+        endpoint = (template.get("related") or {}).get("launch") or "{}/{}/launch/".format(
+            kind["templates"], template["id"]
+        )
         data = {}
         if extra_vars is not None:
             data["extra_vars"] = extra_vars
@@ -418,14 +480,14 @@ class ControllerClient(object):
 
     def job_endpoint(self, job_id, template_type="job"):
         """``jobs/<id>/`` or ``workflow_jobs/<id>/``."""
-        return "%s/%d/" % (KINDS[template_type]["jobs"], int(job_id))
+        return f"{KINDS[template_type]['jobs']}/{int(job_id)}/"
 
     def get_job(self, job_id, template_type="job"):
         """One job (detail view: it has result_traceback)."""
         try:
             return self.get(self.job_endpoint(job_id, template_type))
         except NotFound as exc:
-            raise _job_not_found(exc, job_id, template_type)
+            raise _job_not_found(exc, job_id, template_type) from exc
 
     def wait(self, job_id, template_type="job", timeout=600, interval=1.0, max_interval=10.0):
         """Poll until the job is terminal (interval growing by half each time, up to max_interval)."""
@@ -438,8 +500,12 @@ class ControllerClient(object):
             remaining = deadline - self.clock()
             if remaining <= 0:
                 url = self.url(self.job_endpoint(job_id, template_type))
-                raise JobTimeout("job %s is still %s after %s seconds (%s)" % (job_id, job.get("status"), timeout, url),
-                                 url=url, method="GET", job=job)
+                raise JobTimeout(
+                    "job {} is still {} after {} seconds ({})".format(job_id, job.get("status"), timeout, url),
+                    url=url,
+                    method="GET",
+                    job=job,
+                )
             self.sleep(min(delay, remaining))
             delay = min(delay * 1.5, max_interval)
 
@@ -451,7 +517,7 @@ class ControllerClient(object):
         except MethodNotAllowed:
             return False
         except NotFound as exc:
-            raise _job_not_found(exc, job_id, template_type)
+            raise _job_not_found(exc, job_id, template_type) from exc
         return True
 
     def active_jobs(self, template, template_type="job"):
@@ -483,8 +549,11 @@ class ControllerClient(object):
         """
         if not uid and not (name and namespace):
             raise ValueError("find_jobs needs the instance uid, or its name and namespace")
-        return [(job, identity) for job, identity in self.instance_jobs(template, template_type)
-                if ((identity.uid == uid) if uid else (identity.name, identity.namespace) == (name, namespace))]
+        return [
+            (job, identity)
+            for job, identity in self.instance_jobs(template, template_type)
+            if ((identity.uid == uid) if uid else (identity.name, identity.namespace) == (name, namespace))
+        ]
 
     def describe(self, job, template_type="job"):
         """Module-facing facts of a job; a failed job's result_traceback is fetched when the view lacked it."""
@@ -518,8 +587,13 @@ class ControllerClient(object):
 def _job_not_found(error, job_id, template_type):
     """A 404 on a job, said plainly."""
     label = "workflow job" if template_type == "workflow" else "job"
-    return NotFound("no %s %s at %s (HTTP 404): it never existed, or was purged" % (label, job_id, error.url),
-                    status=404, url=error.url, method=error.method, detail=error.detail)
+    return NotFound(
+        f"no {label} {job_id} at {error.url} (HTTP 404): it never existed, or was purged",
+        status=404,
+        url=error.url,
+        method=error.method,
+        detail=error.detail,
+    )
 
 
 def accepts_extra_vars(template):

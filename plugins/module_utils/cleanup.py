@@ -45,7 +45,11 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata imp
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.status import record_event
 
 PURGED = "purged"  # the controller no longer knows the job: it ended long ago
-EVENT_REASONS = {"delete": "CleanupDeleted", "remove_finalizer": "CleanupFinalizerRemoved", "cancel": "CleanupJobCanceled"}
+EVENT_REASONS = {
+    "delete": "CleanupDeleted",
+    "remove_finalizer": "CleanupFinalizerRemoved",
+    "cancel": "CleanupJobCanceled",
+}
 
 
 def _meta(obj):
@@ -55,23 +59,28 @@ def _meta(obj):
 def ref(obj, kind=None):
     """Kind, namespace, name and uid of an object, for reports."""
     metadata = _meta(obj)
-    return {"kind": kind or obj.get("kind"), "namespace": metadata.get("namespace"), "name": metadata.get("name"), "uid": metadata.get("uid")}
+    return {
+        "kind": kind or obj.get("kind"),
+        "namespace": metadata.get("namespace"),
+        "name": metadata.get("name"),
+        "uid": metadata.get("uid"),
+    }
 
 
 def describe_ref(target):
     """`Kind namespace/name`, or `Kind name` for what has no namespace (a controller's job)."""
-    return "%s %s" % (target["kind"], "/".join(part for part in (target.get("namespace"), target["name"]) if part))
+    return "{} {}".format(target["kind"], "/".join(part for part in (target.get("namespace"), target["name"]) if part))
 
 
 def instance_uid_of(obj, names):
     """The instance uid an object was made for: its uid label, or for a Lease its name (computeinstance-<uid>)."""
     uid = (_meta(obj).get("labels") or {}).get(names.instance_uid_label)
     if not uid and obj.get("kind") == "Lease" and (_meta(obj).get("name") or "").startswith("computeinstance-"):
-        uid = _meta(obj)["name"][len("computeinstance-"):]
+        uid = _meta(obj)["name"][len("computeinstance-") :]
     return uid or None
 
 
-class Instances(object):
+class Instances:
     """The ComputeInstances of the cluster, by uid and by name."""
 
     def __init__(self, items):
@@ -90,11 +99,16 @@ def orphan_reason(obj, names, instances):
     if not uid or instances.get(uid) is not None:
         return None
     name = (_meta(obj).get("labels") or {}).get(names.instance_label)
-    namesakes = ["%s/%s (uid %s)" % (_meta(i).get("namespace"), name, _meta(i).get("uid")) for i in instances.by_name.get(name) or []]
+    namesakes = [
+        "{}/{} (uid {})".format(_meta(i).get("namespace"), name, _meta(i).get("uid"))
+        for i in instances.by_name.get(name) or []
+    ]
     evidence = {"instance_name": name, "instance_uid": uid, "namesakes": namesakes}
     if namesakes:
-        return "its ComputeInstance %s (uid %s) was deleted and re-created as %s" % (name, uid, ", ".join(namesakes)), evidence
-    return "its ComputeInstance %s (uid %s) no longer exists" % (name, uid), evidence
+        return "its ComputeInstance {} (uid {}) was deleted and re-created as {}".format(
+            name, uid, ", ".join(namesakes)
+        ), evidence
+    return f"its ComputeInstance {name} (uid {uid}) no longer exists", evidence
 
 
 def job_ended(status):
@@ -110,17 +124,31 @@ def lease_decision(lease, instance, job_id, job_status, controller_host, now=Non
     """
     holder = holder_of(lease)
     if job_id is not None and job_ended(job_status):
-        return "delete", "its holder %s is job %s, which has ended (%s at %s)" % (holder, job_id, job_status, controller_key(controller_host))
+        return (
+            "delete",
+            f"its holder {holder} is job {job_id}, which has ended ({job_status} at {controller_key(controller_host)})",
+        )
     lapsed = is_expired(lease, now)
     if instance is None and lapsed:
-        return "delete", "its ComputeInstance no longer exists and the Lease is %s" % ("not held" if not holder else "lapsed (held by %s)" % holder)
+        return "delete", "its ComputeInstance no longer exists and the Lease is %s" % (
+            "not held" if not holder else f"lapsed (held by {holder})"
+        )
     if instance is None and job_id is not None:
-        return "keep", "its ComputeInstance no longer exists, but its holder %s is job %s, still %s" % (holder, job_id, job_status)
+        return (
+            "keep",
+            f"its ComputeInstance no longer exists, but its holder {holder} is job {job_id}, still {job_status}",
+        )
     if holder and holder.startswith("job-") and job_id is None:
-        return "keep", ("its holder %s is a job of another controller than %s: only that controller can say whether it ended; it is"
-                        " taken over when it lapses" % (holder, controller_key(controller_host) or "(none given)"))
+        return "keep", (
+            "its holder {} is a job of another controller than {}: only that controller can say whether it ended; it is"
+            " taken over when it lapses".format(holder, controller_key(controller_host) or "(none given)")
+        )
     if instance is None:
-        return "keep", "its ComputeInstance no longer exists, but its holder %s still renews it (a job may still act): it lapses soon" % holder
+        return (
+            "keep",
+            f"its ComputeInstance no longer exists, but its holder {holder} still renews it (a job may still act): "
+            "it lapses soon",
+        )
     return None
 
 
@@ -130,38 +158,64 @@ def lease_is_free(lease, job_status, now=None):
 
 
 def finalizer_decision(instance, names, objects_left, active_jobs, lease_free, jobs_known):
-    """("remove_finalizer" | "keep", reason) for our finalizer on an instance; None when it has none or is not being deleted."""
+    """("remove_finalizer" | "keep", reason) for our finalizer on an instance; None when it has none or is not being
+    deleted."""
     metadata = _meta(instance)
     if names.finalizer not in (metadata.get("finalizers") or []) or not metadata.get("deletionTimestamp"):
         return None
     if not jobs_known:
-        return "keep", "being deleted, but the controller could not be asked whether a deprovision job is running or queued"
+        return (
+            "keep",
+            "being deleted, but the controller could not be asked whether a deprovision job is running or queued",
+        )
     if active_jobs:
-        return "keep", "being deleted and job(s) %s are active for it: the deprovision removes the finalizer" % ", ".join(
-            "%s (%s)" % (job["id"], job.get("status")) for job in active_jobs)
+        return "keep", "being deleted and job(s) {} are active for it: the deprovision removes the finalizer".format(
+            ", ".join("{} ({})".format(job["id"], job.get("status")) for job in active_jobs)
+        )
     if objects_left:
-        return "keep", "being deleted, no job active, but its VM objects are left (%s): run the delete job again" % ", ".join(
-            describe_ref(o) for o in objects_left)
+        return (
+            "keep",
+            "being deleted, no job active, but its VM objects are left ({}): run the delete job again".format(
+                ", ".join(describe_ref(o) for o in objects_left)
+            ),
+        )
     if not lease_free:
         return "keep", "being deleted, but its Lease is held and live: a job may still act"
-    return "remove_finalizer", ("being deleted since %s, no provision or deprovision job running or queued, no VM objects left and its"
-                                " Lease free: nothing will remove %s" % (metadata["deletionTimestamp"], names.finalizer))
+    return "remove_finalizer", (
+        "being deleted since {}, no provision or deprovision job running or queued, no VM objects left and its"
+        " Lease free: nothing will remove {}".format(metadata["deletionTimestamp"], names.finalizer)
+    )
 
 
 def cancel_reason(identity, instances):
     """Why an active job is to be canceled (its instance is gone), with evidence; None while its instance exists."""
     if identity.uid and instances.get(identity.uid) is not None:
         return None
-    if not identity.uid and any(_meta(i).get("namespace") == identity.namespace for i in instances.by_name.get(identity.name) or []):
+    if not identity.uid and any(
+        _meta(i).get("namespace") == identity.namespace for i in instances.by_name.get(identity.name) or []
+    ):
         return None
-    return "its ComputeInstance %s/%s (uid %s) no longer exists" % (identity.namespace, identity.name, identity.uid or "unknown")
+    return "its ComputeInstance {}/{} (uid {}) no longer exists".format(
+        identity.namespace, identity.name, identity.uid or "unknown"
+    )
 
 
-class Cleanup(object):
+class Cleanup:
     """One cleanup run: gather, decide, and with `apply` act; `report()` is the module's result."""
 
-    def __init__(self, client, names, controller=None, controller_host=None, templates=(), organization=None, namespaces=(),
-                 cancel_jobs=False, apply=False, hostname=None):
+    def __init__(
+        self,
+        client,
+        names,
+        controller=None,
+        controller_host=None,
+        templates=(),
+        organization=None,
+        namespaces=(),
+        cancel_jobs=False,
+        apply=False,
+        hostname=None,
+    ):
         self.client = client
         self.names = names
         self.instance_resource = contract_resources(names)[0]
@@ -172,7 +226,9 @@ class Cleanup(object):
         self.namespaces = list(namespaces or [])
         self.cancel_jobs = cancel_jobs
         self.apply = apply
-        self.holder = holder_identity(run_id="cleanup-%s" % uuid.uuid4().hex[:8], hostname=hostname or socket.gethostname())
+        self.holder = holder_identity(
+            run_id=f"cleanup-{uuid.uuid4().hex[:8]}", hostname=hostname or socket.gethostname()
+        )
         self.actions = []
         self.kept = []
         self.warnings = []
@@ -183,7 +239,11 @@ class Cleanup(object):
     def _list(self, resource, selector):
         if not self.namespaces:
             return self.client.list(resource, label_selector=selector)["items"]
-        return [item for namespace in self.namespaces for item in self.client.list(resource, namespace, label_selector=selector)["items"]]
+        return [
+            item
+            for namespace in self.namespaces
+            for item in self.client.list(resource, namespace, label_selector=selector)["items"]
+        ]
 
     def _instances(self):
         # Cluster-wide: an object's instance may live in any namespace (VM objects live in the Tenant's).
@@ -206,7 +266,8 @@ class Cleanup(object):
         return job_id, (self.job_status(job_id) if job_id is not None else None)
 
     def _active_jobs(self):
-        """{instance uid or (namespace, name): [job facts]} of the templates' active jobs; None when the controller cannot say."""
+        """{instance uid or (namespace, name): [job facts]} of the templates' active jobs; None when the controller
+        cannot say."""
         if self.controller is None or not self.templates:
             return None
         found = {}
@@ -214,24 +275,37 @@ class Cleanup(object):
             try:
                 template, kind = self.controller.find_template_any(name, self.organization)
                 for job, identity in self.controller.instance_jobs(template, kind):
-                    facts = {"id": job["id"], "status": job.get("status"), "template": name, "template_type": kind, "identity": identity}
+                    facts = {
+                        "id": job["id"],
+                        "status": job.get("status"),
+                        "template": name,
+                        "template_type": kind,
+                        "identity": identity,
+                    }
                     found.setdefault(identity.uid or (identity.namespace, identity.name), []).append(facts)
             except aap.ControllerError as error:
-                self.warnings.append("cannot list the active jobs of template %r: %s" % (name, error.message))
+                self.warnings.append(f"cannot list the active jobs of template {name!r}: {error.message}")
                 return None
         return found
 
     # -- deciding ----------------------------------------------------------------
 
     def _act(self, action, target, reason, evidence, instance=None, apply=None):
-        entry = {"action": action, "target": target, "reason": reason, "evidence": evidence, "done": False, "outcome": "planned",
-                 "instance": ref(instance, "ComputeInstance") if instance is not None else None}
+        entry = {
+            "action": action,
+            "target": target,
+            "reason": reason,
+            "evidence": evidence,
+            "done": False,
+            "outcome": "planned",
+            "instance": ref(instance, "ComputeInstance") if instance is not None else None,
+        }
         self.actions.append(entry)
         if self.apply and apply is not None:
             try:
                 done, outcome = apply()
             except (KubeError, aap.ControllerError) as error:
-                done, outcome = False, "failed: %s" % error.message
+                done, outcome = False, f"failed: {error.message}"
             entry.update(done=done, outcome=outcome)
             if done and instance is not None:
                 self._event(instance, entry)
@@ -241,11 +315,13 @@ class Cleanup(object):
         self.kept.append({"target": target, "reason": reason, "evidence": evidence or {}})
 
     def _event(self, instance, entry):
-        message = "cleanup (%s): %s %s: %s" % (self.holder, entry["action"].replace("_", " "), describe_ref(entry["target"]), entry["reason"])
+        message = "cleanup ({}): {} {}: {}".format(
+            self.holder, entry["action"].replace("_", " "), describe_ref(entry["target"]), entry["reason"]
+        )
         try:
             record_event(self.client, instance, EVENT_REASONS[entry["action"]], message, "Normal")
         except KubeError as error:
-            self.warnings.append("could not record an Event on %s: %s" % (describe_ref(ref(instance)), error.message))
+            self.warnings.append(f"could not record an Event on {describe_ref(ref(instance))}: {error.message}")
 
     def run(self):
         """Decide (and with apply, act on) everything; returns report()."""
@@ -270,13 +346,19 @@ class Cleanup(object):
                 continue
             reason, evidence = found
             namesakes = instances.by_name.get(evidence["instance_name"]) or []
-            self._act("delete", ref(obj, resource.kind), reason, evidence, instance=namesakes[0] if len(namesakes) == 1 else None,
-                      apply=lambda resource=resource, obj=obj: self._delete_orphan(resource, obj))
+            self._act(
+                "delete",
+                ref(obj, resource.kind),
+                reason,
+                evidence,
+                instance=namesakes[0] if len(namesakes) == 1 else None,
+                apply=lambda resource=resource, obj=obj: self._delete_orphan(resource, obj),
+            )
 
     def _delete_orphan(self, resource, obj):
         uid = instance_uid_of(obj, self.names)
         if self._instances().get(uid) is not None:  # cannot happen (uids are not reused); checked all the same
-            return False, "kept: ComputeInstance uid %s exists" % uid
+            return False, f"kept: ComputeInstance uid {uid} exists"
         deleted = delete_exactly(self.client, resource, obj)  # uid precondition: never a namesake made since
         return deleted, "deleted" if deleted else "already gone"
 
@@ -290,12 +372,25 @@ class Cleanup(object):
                 continue
             verdict, reason = decision
             target = ref(lease, "Lease")
-            evidence = {"holder": holder_of(lease), "holder_job": job_id, "holder_job_status": status, "instance_exists": instance is not None,
-                        "renew_time": (lease.get("spec") or {}).get("renewTime"), "lease_duration": (lease.get("spec") or {}).get("leaseDurationSeconds")}
+            evidence = {
+                "holder": holder_of(lease),
+                "holder_job": job_id,
+                "holder_job_status": status,
+                "instance_exists": instance is not None,
+                "renew_time": (lease.get("spec") or {}).get("renewTime"),
+                "lease_duration": (lease.get("spec") or {}).get("leaseDurationSeconds"),
+            }
             if verdict == "keep":
                 self._keep(target, reason, evidence)
                 continue
-            self._act("delete", target, reason, evidence, instance=instance, apply=lambda lease=lease: self._delete_lease(lease))
+            self._act(
+                "delete",
+                target,
+                reason,
+                evidence,
+                instance=instance,
+                apply=lambda lease=lease: self._delete_lease(lease),
+            )
 
     def _delete_lease(self, judged):
         """Delete the Lease exactly as judged: same holder, same resourceVersion (a take-over since keeps it)."""
@@ -304,10 +399,14 @@ class Cleanup(object):
         if current is None:
             return False, "already gone"
         if _meta(current).get("resourceVersion") != metadata.get("resourceVersion"):
-            return False, "kept: the Lease changed since it was judged (now held by %s)" % holder_of(current)
+            return False, f"kept: the Lease changed since it was judged (now held by {holder_of(current)})"
         try:
-            self.client.delete(LEASE, metadata["name"], metadata["namespace"], preconditions={"resourceVersion": metadata["resourceVersion"],
-                                                                                              "uid": metadata["uid"]})
+            self.client.delete(
+                LEASE,
+                metadata["name"],
+                metadata["namespace"],
+                preconditions={"resourceVersion": metadata["resourceVersion"], "uid": metadata["uid"]},
+            )
         except KubeNotFound:
             return False, "already gone"
         except KubeError as error:
@@ -321,7 +420,9 @@ class Cleanup(object):
 
     def _instance_jobs(self, active, instance):
         metadata = _meta(instance)
-        return (active or {}).get(metadata.get("uid"), []) + (active or {}).get((metadata.get("namespace"), metadata.get("name")), [])
+        return (active or {}).get(metadata.get("uid"), []) + (active or {}).get(
+            (metadata.get("namespace"), metadata.get("name")), []
+        )
 
     def _finalizers(self, instances, objects, leases, active):
         lease_by_uid = dict((instance_uid_of(lease, self.names), lease) for lease in leases)
@@ -333,43 +434,70 @@ class Cleanup(object):
             status = self._lease_job(lease)[1] if lease is not None else None
             left = self._objects_of(metadata.get("uid"), objects)
             jobs = self._instance_jobs(active, instance)
-            decision = finalizer_decision(instance, self.names, left, jobs, lease_is_free(lease, status), active is not None)
+            decision = finalizer_decision(
+                instance, self.names, left, jobs, lease_is_free(lease, status), active is not None
+            )
             if decision is None:
                 continue
             verdict, reason = decision
             target = dict(ref(instance, "ComputeInstance"), finalizer=self.names.finalizer)
-            evidence = {"deletion_timestamp": metadata.get("deletionTimestamp"), "finalizers": metadata.get("finalizers"),
-                        "active_jobs": [dict((k, v) for k, v in job.items() if k != "identity") for job in jobs],
-                        "objects_left": left, "lease_holder": holder_of(lease), "lease_holder_job_status": status}
+            evidence = {
+                "deletion_timestamp": metadata.get("deletionTimestamp"),
+                "finalizers": metadata.get("finalizers"),
+                "active_jobs": [dict((k, v) for k, v in job.items() if k != "identity") for job in jobs],
+                "objects_left": left,
+                "lease_holder": holder_of(lease),
+                "lease_holder_job_status": status,
+            }
             if verdict == "keep":
                 self._keep(target, reason, evidence)
                 continue
             dead = [holder_of(lease)] if lease is not None and job_ended(status) else []
-            self._act("remove_finalizer", target, reason, evidence, instance=instance,
-                      apply=lambda instance=instance, dead=dead: self._remove_finalizer(instance, dead))
+            self._act(
+                "remove_finalizer",
+                target,
+                reason,
+                evidence,
+                instance=instance,
+                apply=lambda instance=instance, dead=dead: self._remove_finalizer(instance, dead),
+            )
 
     def _remove_finalizer(self, judged, dead_holders):
         """Holding the instance's Lease, as a job would: check again, then remove only our finalizer (uid tested)."""
         metadata = _meta(judged)
         namespace, name, uid = metadata["namespace"], metadata["name"], metadata["uid"]
-        lock = InstanceLock(self.client, namespace, uid, self.holder, MIN_LEASE_DURATION, labels=self.names.instance_labels(name, uid),
-                            owner={"apiVersion": judged.get("apiVersion"), "kind": judged.get("kind"), "name": name, "uid": uid},
-                            dead_holders=dead_holders)
+        lock = InstanceLock(
+            self.client,
+            namespace,
+            uid,
+            self.holder,
+            MIN_LEASE_DURATION,
+            labels=self.names.instance_labels(name, uid),
+            owner={"apiVersion": judged.get("apiVersion"), "kind": judged.get("kind"), "name": name, "uid": uid},
+            dead_holders=dead_holders,
+        )
         acquired, lease, _previous, _ours = lock.try_acquire()
         if not acquired:
-            return False, "kept: the instance's Lease is %s" % ("held by %s" % holder_of(lease) if lease else "being changed")
+            return False, "kept: the instance's Lease is %s" % (
+                f"held by {holder_of(lease)}" if lease else "being changed"
+            )
         try:
             live = self.client.get_or_none(self.instance_resource, name, namespace)
             if live is None or _meta(live).get("uid") != uid:
                 return False, "kept: the ComputeInstance is gone"
-            left = [ref(obj, resource.kind) for resource in DELETE_ORDER
-                    for obj in self.client.list(resource, label_selector=self.names.instance_label_selector(uid))["items"]]
+            left = [
+                ref(obj, resource.kind)
+                for resource in DELETE_ORDER
+                for obj in self.client.list(resource, label_selector=self.names.instance_label_selector(uid))["items"]
+            ]
             active = self._active_jobs()
             jobs = self._instance_jobs(active, live)
             decision = finalizer_decision(live, self.names, left, jobs, True, active is not None)
             if decision is None or decision[0] != "remove_finalizer":
                 return False, "kept: %s" % (decision[1] if decision else "nothing to remove any more")
-            result = set_finalizer(self.client, self.instance_resource, name, namespace, self.names.finalizer, False, live=live, uid=uid)
+            result = set_finalizer(
+                self.client, self.instance_resource, name, namespace, self.names.finalizer, False, live=live, uid=uid
+            )
             return result["changed"], "removed" if result["changed"] else "already removed"
         except InstanceGone:
             return False, "kept: the ComputeInstance was re-created"
@@ -383,20 +511,41 @@ class Cleanup(object):
                 reason = cancel_reason(identity, instances)
                 if reason is None:
                     continue
-                target = {"kind": "job" if job["template_type"] == "job" else "workflow job", "namespace": None, "name": str(job["id"]), "uid": None}
-                evidence = {"template": job["template"], "status": job["status"],
-                            "instance": {"namespace": identity.namespace, "name": identity.name, "uid": identity.uid}}
+                target = {
+                    "kind": "job" if job["template_type"] == "job" else "workflow job",
+                    "namespace": None,
+                    "name": str(job["id"]),
+                    "uid": None,
+                }
+                evidence = {
+                    "template": job["template"],
+                    "status": job["status"],
+                    "instance": {"namespace": identity.namespace, "name": identity.name, "uid": identity.uid},
+                }
                 self._act("cancel", target, reason, evidence, apply=lambda job=job: self._cancel(job))
 
     def _cancel(self, job):
         identity = job["identity"]
-        live = self.client.get_or_none(self.instance_resource, identity.name, identity.namespace) if identity.name and identity.namespace else None
+        live = (
+            self.client.get_or_none(self.instance_resource, identity.name, identity.namespace)
+            if identity.name and identity.namespace
+            else None
+        )
         if live is not None and (not identity.uid or _meta(live).get("uid") == identity.uid):
             return False, "kept: the ComputeInstance exists again"
         requested = self.controller.cancel(job["id"], job["template_type"])
         return requested, "cancel requested" if requested else "already finished"
 
     def report(self):
-        return {"apply": self.apply, "holder": self.holder, "actions": self.actions, "kept": self.kept,
-                "summary": {"planned": len(self.actions), "done": sum(1 for a in self.actions if a["done"]), "kept": len(self.kept)},
-                "warnings": self.warnings}
+        return {
+            "apply": self.apply,
+            "holder": self.holder,
+            "actions": self.actions,
+            "kept": self.kept,
+            "summary": {
+                "planned": len(self.actions),
+                "done": sum(1 for a in self.actions if a["done"]),
+                "kept": len(self.kept),
+            },
+            "warnings": self.warnings,
+        }

@@ -30,7 +30,7 @@ class EnvelopeError(ValueError):
     """The extra vars do not identify one ComputeInstance; the message names the field."""
 
 
-class Identity(object):
+class Identity:
     """Which ComputeInstance a job is about, and where that was read from."""
 
     __slots__ = ("name", "namespace", "uid", "api_group", "source", "payload")
@@ -44,7 +44,13 @@ class Identity(object):
         self.payload = payload
 
     def as_dict(self):
-        return {"name": self.name, "namespace": self.namespace, "uid": self.uid, "api_group": self.api_group, "source": self.source}
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "uid": self.uid,
+            "api_group": self.api_group,
+            "source": self.source,
+        }
 
 
 def _decode(value, field):
@@ -53,7 +59,7 @@ def _decode(value, field):
         try:
             value = json.loads(value)
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
-            raise EnvelopeError("%s is a string but not valid JSON: %s" % (field, exc))
+            raise EnvelopeError(f"{field} is a string but not valid JSON: {exc}") from exc
     return value
 
 
@@ -66,7 +72,9 @@ def _dig(extra_vars, keys, name):
         if value is None:
             return None
         if not isinstance(value, dict):
-            raise EnvelopeError("%s must be a mapping, got %s" % (".".join(walked) or "extra vars", type(value).__name__))
+            raise EnvelopeError(
+                "{} must be a mapping, got {}".format(".".join(walked) or "extra vars", type(value).__name__)
+            )
         value = value.get(key)
         walked.append(key)
     value = _decode(value, name)
@@ -82,7 +90,7 @@ def identify(extra_vars, api_group=None):
     """
     extra_vars = _decode(extra_vars, "extra vars")
     if not isinstance(extra_vars, dict):
-        raise EnvelopeError("extra vars must be a mapping, got %s" % type(extra_vars).__name__)
+        raise EnvelopeError(f"extra vars must be a mapping, got {type(extra_vars).__name__}")
     found = []
     if extra_vars.get("kind") == "ComputeInstance" or ("metadata" in extra_vars and "spec" in extra_vars):
         found.append(("object", extra_vars))
@@ -92,43 +100,47 @@ def identify(extra_vars, api_group=None):
             found.append((name, obj))
     if not found:
         raise EnvelopeError(
-            "no ComputeInstance in the extra vars: expected one of %s" % ", ".join(name for name, _keys in ENVELOPES)
+            "no ComputeInstance in the extra vars: expected one of {}".format(
+                ", ".join(name for name, _keys in ENVELOPES)
+            )
         )
     identities = [_identity(source, obj, api_group) for source, obj in found]
     first = identities[0]
     for other in identities[1:]:
-        if (other.namespace, other.name) != (first.namespace, first.name) or (other.uid and first.uid and other.uid != first.uid):
+        if (other.namespace, other.name) != (first.namespace, first.name) or (
+            other.uid and first.uid and other.uid != first.uid
+        ):
             raise EnvelopeError(
-                "%s names %s/%s but %s names %s/%s: one job is about one ComputeInstance"
-                % (first.source, first.namespace, first.name, other.source, other.namespace, other.name)
+                f"{first.source} names {first.namespace}/{first.name} but {other.source} names "
+                f"{other.namespace}/{other.name}: one job is about one ComputeInstance"
             )
     return first
 
 
 def _identity(source, obj, api_group):
     if not isinstance(obj, dict):
-        raise EnvelopeError("%s must be a ComputeInstance object (a mapping), got %s" % (source, type(obj).__name__))
+        raise EnvelopeError(f"{source} must be a ComputeInstance object (a mapping), got {type(obj).__name__}")
     kind = obj.get("kind")
     if kind is not None and kind != "ComputeInstance":
-        raise EnvelopeError("%s.kind must be ComputeInstance, got %r" % (source, kind))
+        raise EnvelopeError(f"{source}.kind must be ComputeInstance, got {kind!r}")
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict):
-        raise EnvelopeError("%s.metadata is missing or not a mapping" % source)
+        raise EnvelopeError(f"{source}.metadata is missing or not a mapping")
     name = metadata.get("name")
     namespace = metadata.get("namespace")
     if not isinstance(name, str) or not _DNS_SUBDOMAIN.fullmatch(name) or len(name) > 253:
-        raise EnvelopeError("%s.metadata.name must be a DNS subdomain name, got %r" % (source, name))
+        raise EnvelopeError(f"{source}.metadata.name must be a DNS subdomain name, got {name!r}")
     if not isinstance(namespace, str) or not _DNS_LABEL.fullmatch(namespace) or len(namespace) > 63:
-        raise EnvelopeError("%s.metadata.namespace must be a DNS label, got %r" % (source, namespace))
+        raise EnvelopeError(f"{source}.metadata.namespace must be a DNS label, got {namespace!r}")
     uid = metadata.get("uid")
     if uid is not None and not isinstance(uid, str):
-        raise EnvelopeError("%s.metadata.uid must be a string, got %s" % (source, type(uid).__name__))
+        raise EnvelopeError(f"{source}.metadata.uid must be a string, got {type(uid).__name__}")
     group = None
     api_version = obj.get("apiVersion")
     if api_version is not None:
         if not isinstance(api_version, str) or "/" not in api_version:
-            raise EnvelopeError("%s.apiVersion must look like <group>/<version>, got %r" % (source, api_version))
+            raise EnvelopeError(f"{source}.apiVersion must look like <group>/<version>, got {api_version!r}")
         group = api_version.split("/", 1)[0]
         if api_group and group != api_group:
-            raise EnvelopeError("%s.apiVersion is in group %s, but api_group is %s" % (source, group, api_group))
+            raise EnvelopeError(f"{source}.apiVersion is in group {group}, but api_group is {api_group}")
     return Identity(name, namespace, uid or None, group or api_group, source, obj)

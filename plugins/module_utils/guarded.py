@@ -8,7 +8,13 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Optional
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import AlreadyExists, Conflict, Gone, Invalid, TransportError
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import (
+    AlreadyExists,
+    Conflict,
+    Gone,
+    Invalid,
+    TransportError,
+)
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import Resource
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.retry import Retry
 
@@ -20,8 +26,12 @@ def json_pointer(*tokens: object) -> str:
     return "".join("/" + str(token).replace("~", "~0").replace("/", "~1") for token in tokens)
 
 
-def guarded_write(read: Callable[[], Optional[KubeObject]], write: Callable[[Optional[KubeObject]], Any],
-                  retry: Optional[Retry] = None, live: Optional[KubeObject] = None) -> Any:
+def guarded_write(
+    read: Callable[[], Optional[KubeObject]],
+    write: Callable[[Optional[KubeObject]], Any],
+    retry: Optional[Retry] = None,
+    live: Optional[KubeObject] = None,
+) -> Any:
     """Read-decide-write until the write lands on the state it was decided from.
 
     `read()` returns the live object (or None); `write(live)` sends a write
@@ -42,8 +52,12 @@ def guarded_write(read: Callable[[], Optional[KubeObject]], write: Callable[[Opt
             raise error
         state["live"] = fresh
 
-    return retry.run(lambda: write(state["live"]), (Conflict, Invalid),
-                     retryable=lambda error: not isinstance(error, AlreadyExists), before_retry=reread)
+    return retry.run(
+        lambda: write(state["live"]),
+        (Conflict, Invalid),
+        retryable=lambda error: not isinstance(error, AlreadyExists),
+        before_retry=reread,
+    )
 
 
 def _resource_version(obj: Optional[KubeObject]) -> Optional[str]:
@@ -58,10 +72,18 @@ class WaitTimeout(Exception):
         self.last = last
 
 
-def wait_for(client: Any, resource: Resource, name: str, namespace: Optional[str],
-             predicate: Callable[[Optional[KubeObject]], bool], timeout: float,
-             tick: Optional[Callable[[], None]] = None, tick_interval: float = 5.0,
-             clock: Callable[[], float] = time.monotonic, known: Optional[KubeObject] = None) -> Optional[KubeObject]:
+def wait_for(
+    client: Any,
+    resource: Resource,
+    name: str,
+    namespace: Optional[str],
+    predicate: Callable[[Optional[KubeObject]], bool],
+    timeout: float,
+    tick: Optional[Callable[[], None]] = None,
+    tick_interval: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
+    known: Optional[KubeObject] = None,
+) -> Optional[KubeObject]:
     """Wait until predicate(object or None) is true, driven by a watch of that one object.
 
     Returns the object (None if the predicate accepted its absence). `tick` is
@@ -83,13 +105,16 @@ def wait_for(client: Any, resource: Resource, name: str, namespace: Optional[str
         while True:
             remaining = deadline - clock()
             if remaining <= 0:
-                raise WaitTimeout(f"timed out after {int(timeout)}s waiting for {resource.kind} {namespace or ''}/{name}", current)
+                raise WaitTimeout(
+                    f"timed out after {int(timeout)}s waiting for {resource.kind} {namespace or ''}/{name}", current
+                )
             if tick is not None:
                 tick()
             window = max(1, int(min(remaining, tick_interval) + 0.999))
             try:
-                events = client.watch(resource, namespace, resource_version=version, field_selector=selector,
-                                      timeout_seconds=window)
+                events = client.watch(
+                    resource, namespace, resource_version=version, field_selector=selector, timeout_seconds=window
+                )
                 for event in events:
                     obj = event.get("object") or {}
                     version = obj.get("metadata", {}).get("resourceVersion") or version

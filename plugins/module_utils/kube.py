@@ -19,13 +19,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Callable, Optional, Union
 from urllib.parse import urlencode, urlsplit
 
-URLLIB3_IMPORT_ERROR = None
-try:
-    import urllib3
-except ImportError as exc:  # guarded so modules can report it with missing_required_lib
-    urllib3 = None
-    URLLIB3_IMPORT_ERROR = exc
-
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import (
     NotFound,
     ServerError,
@@ -33,7 +26,11 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors 
     error_from_response,
     error_from_watch_event,
 )
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import STATIC_RESOURCES, Resource, contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import (
+    STATIC_RESOURCES,
+    Resource,
+    contract_resources,
+)
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubeconfig import (
     Configuration,
     auth_headers,
@@ -50,6 +47,13 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import
     Names,
 )
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.retry import Retry
+
+URLLIB3_IMPORT_ERROR = None
+try:
+    import urllib3
+except ImportError as exc:  # guarded so modules can report it with missing_required_lib
+    urllib3 = None
+    URLLIB3_IMPORT_ERROR = exc
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
 
@@ -96,6 +100,7 @@ def pool_manager(configuration: Any) -> Any:
         return urllib3.PoolManager(**pool_args)
     if urlsplit(proxy).scheme.lower().startswith("socks"):
         from urllib3.contrib.socks import SOCKSProxyManager  # pylint: disable=import-outside-toplevel
+
         return SOCKSProxyManager(proxy, headers=configuration.proxy_headers, **pool_args)
     headers = configuration.proxy_headers
     credentials = proxy_basic_auth(proxy)
@@ -177,8 +182,13 @@ class KubeClient:
     requests go through, which lets watches stream.
     """
 
-    def __init__(self, api_client: Any, retry: Optional[Retry] = None,
-                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT, resources: Optional[list[Resource]] = None):
+    def __init__(
+        self,
+        api_client: Any,
+        retry: Optional[Retry] = None,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        resources: Optional[list[Resource]] = None,
+    ):
         self.api_client = api_client
         self.configuration = api_client.configuration
         self.retry = retry or Retry()
@@ -192,9 +202,13 @@ class KubeClient:
         self.before_write: Optional[Callable[[], None]] = None
 
     @classmethod
-    def from_options(cls, options: Optional[Mapping[str, Any]] = None, retry: Optional[Retry] = None,
-                     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
-                     resources: Optional[list[Resource]] = None) -> KubeClient:
+    def from_options(
+        cls,
+        options: Optional[Mapping[str, Any]] = None,
+        retry: Optional[Retry] = None,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        resources: Optional[list[Resource]] = None,
+    ) -> KubeClient:
         """A client from kubernetes.core-style connection options (env fallbacks applied)."""
         if URLLIB3_IMPORT_ERROR is not None:
             raise URLLIB3_IMPORT_ERROR
@@ -204,6 +218,7 @@ class KubeClient:
         else:
             # Loaded by the kubernetes client (exec or auth-provider user), which is imported by now.
             import kubernetes.client  # pylint: disable=import-outside-toplevel
+
             api_client = kubernetes.client.ApiClient(configuration)
         return cls(api_client, retry=retry, request_timeout=request_timeout, resources=resources)
 
@@ -236,8 +251,9 @@ class KubeClient:
         try:
             return self._resources[key]
         except KeyError:
-            raise NotFound(f"the server has no resource for kind {kind} in {api_version}", status=404,
-                           reason="NotFound") from None
+            raise NotFound(
+                f"the server has no resource for kind {kind} in {api_version}", status=404, reason="NotFound"
+            ) from None
 
     def _discover(self, api_version):
         self._discovered.add(api_version)
@@ -254,8 +270,9 @@ class KubeClient:
         for entry in listing.get("resources", []):
             if "/" in entry["name"]:
                 continue
-            resource = Resource(api_version, entry["kind"], entry["name"], entry.get("namespaced", True),
-                                entry["name"] in subresources)
+            resource = Resource(
+                api_version, entry["kind"], entry["name"], entry.get("namespaced", True), entry["name"] in subresources
+            )
             self._resources.setdefault((api_version, entry["kind"]), resource)
 
     # -- transport -----------------------------------------------------------------
@@ -270,13 +287,22 @@ class KubeClient:
     def _send(self, method, url, body, headers, timeout, stream):
         pool = self.api_client.rest_client.pool_manager
         try:
-            return pool.request(method, url, body=body, headers=headers, timeout=timeout, preload_content=not stream,
-                                retries=False)
+            return pool.request(
+                method, url, body=body, headers=headers, timeout=timeout, preload_content=not stream, retries=False
+            )
         except urllib3.exceptions.HTTPError as exc:
             raise TransportError(f"{method} {url.split('?')[0]}: {exc}", reason="TransportError") from exc
 
-    def request(self, method: str, path: str, query: Optional[Mapping[str, Any]] = None, body: Any = None,
-                content_type: Optional[str] = None, timeout: Any = None, stream: bool = False) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: Optional[Mapping[str, Any]] = None,
+        body: Any = None,
+        content_type: Optional[str] = None,
+        timeout: Any = None,
+        stream: bool = False,
+    ) -> Any:
         """One API call with retries; returns the decoded JSON (or the raw response when stream=True).
 
         Retries answer 429/5xx/no-connection only; a retried create that finds
@@ -290,7 +316,9 @@ class KubeClient:
         timeout = self.request_timeout if timeout is None else timeout
 
         def attempt():
-            response = self._send(method, url, payload, request_headers(self.configuration, content_type), timeout, stream)
+            response = self._send(
+                method, url, payload, request_headers(self.configuration, content_type), timeout, stream
+            )
             if response.status < 400:
                 if stream:
                     return response
@@ -308,8 +336,9 @@ class KubeClient:
         if self.before_write is not None:
             self.before_write()
 
-    def get(self, resource: Resource, name: str, namespace: Optional[str] = None,
-            subresource: Optional[str] = None) -> KubeObject:
+    def get(
+        self, resource: Resource, name: str, namespace: Optional[str] = None, subresource: Optional[str] = None
+    ) -> KubeObject:
         return self.request("GET", resource.path(namespace, name, subresource))
 
     def get_or_none(self, resource: Resource, name: str, namespace: Optional[str] = None) -> Optional[KubeObject]:
@@ -318,8 +347,14 @@ class KubeClient:
         except NotFound:
             return None
 
-    def list(self, resource: Resource, namespace: Optional[str] = None, label_selector: Optional[str] = None,
-             field_selector: Optional[str] = None, limit: Optional[int] = None) -> dict[str, Any]:
+    def list(
+        self,
+        resource: Resource,
+        namespace: Optional[str] = None,
+        label_selector: Optional[str] = None,
+        field_selector: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> dict[str, Any]:
         """All items (following `continue`), with the list's resourceVersion."""
         query = {"labelSelector": label_selector, "fieldSelector": field_selector, "limit": limit}
         items = []
@@ -331,22 +366,32 @@ class KubeClient:
                 return {"items": items, "resource_version": (page.get("metadata") or {}).get("resourceVersion")}
             query["continue"] = token
 
-    def create(self, resource: Resource, body: KubeObject, namespace: Optional[str] = None,
-               dry_run: bool = False) -> KubeObject:
+    def create(
+        self, resource: Resource, body: KubeObject, namespace: Optional[str] = None, dry_run: bool = False
+    ) -> KubeObject:
         self._guard()
         namespace = namespace or (body.get("metadata") or {}).get("namespace")
         return self.request("POST", resource.path(namespace), {"dryRun": "All" if dry_run else None}, body)
 
-    def replace(self, resource: Resource, body: KubeObject, namespace: Optional[str] = None,
-                subresource: Optional[str] = None) -> KubeObject:
+    def replace(
+        self, resource: Resource, body: KubeObject, namespace: Optional[str] = None, subresource: Optional[str] = None
+    ) -> KubeObject:
         self._guard()
         metadata = body.get("metadata") or {}
         namespace = namespace or metadata.get("namespace")
         return self.request("PUT", resource.path(namespace, metadata["name"], subresource), None, body)
 
-    def patch(self, resource: Resource, name: str, patch: Union[KubeObject, list[Any]], namespace: Optional[str] = None,
-              patch_type: str = "merge", subresource: Optional[str] = None, field_manager: Optional[str] = None,
-              force: Optional[bool] = None) -> KubeObject:
+    def patch(
+        self,
+        resource: Resource,
+        name: str,
+        patch: Union[KubeObject, list[Any]],
+        namespace: Optional[str] = None,
+        patch_type: str = "merge",
+        subresource: Optional[str] = None,
+        field_manager: Optional[str] = None,
+        force: Optional[bool] = None,
+    ) -> KubeObject:
         self._guard()
         if patch_type not in PATCH_CONTENT_TYPES:
             raise ValueError(f"patch_type must be one of {', '.join(sorted(PATCH_CONTENT_TYPES))}")
@@ -356,8 +401,14 @@ class KubeClient:
         path = resource.path(namespace, name, subresource)
         return self.request("PATCH", path, query, patch, PATCH_CONTENT_TYPES[patch_type])
 
-    def delete(self, resource: Resource, name: str, namespace: Optional[str] = None,
-               propagation_policy: str = "Background", preconditions: Optional[dict[str, str]] = None) -> KubeObject:
+    def delete(
+        self,
+        resource: Resource,
+        name: str,
+        namespace: Optional[str] = None,
+        propagation_policy: str = "Background",
+        preconditions: Optional[dict[str, str]] = None,
+    ) -> KubeObject:
         """DELETE; returns the API's answer (the object while finalizers hold it, else a Status)."""
         self._guard()
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation_policy}
@@ -365,9 +416,16 @@ class KubeClient:
             body["preconditions"] = preconditions
         return self.request("DELETE", resource.path(namespace, name), None, body)
 
-    def watch(self, resource: Resource, namespace: Optional[str] = None, resource_version: Optional[str] = None,
-              label_selector: Optional[str] = None, field_selector: Optional[str] = None,
-              timeout_seconds: Optional[int] = 60, allow_bookmarks: bool = True) -> Iterator[KubeObject]:
+    def watch(
+        self,
+        resource: Resource,
+        namespace: Optional[str] = None,
+        resource_version: Optional[str] = None,
+        label_selector: Optional[str] = None,
+        field_selector: Optional[str] = None,
+        timeout_seconds: Optional[int] = 60,
+        allow_bookmarks: bool = True,
+    ) -> Iterator[KubeObject]:
         """Yield watch events (dicts with type and object) until the server ends the stream.
 
         An ERROR event carrying 410 raises Gone, so callers relist; the

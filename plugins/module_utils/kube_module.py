@@ -38,7 +38,7 @@ class KubeModule(AnsibleModule):
     def __init__(self, argument_spec, **kwargs):
         spec = auth_argument_spec()
         spec.update(argument_spec)
-        super(KubeModule, self).__init__(argument_spec=spec, **kwargs)
+        super().__init__(argument_spec=spec, **kwargs)
         # kubeconfig is no_log for its content (a dict with tokens and keys); a path is no secret, and masking it would
         # turn "No configuration found at /wrong/path" into "... at ********".
         if isinstance(self.params.get("kubeconfig"), str):
@@ -59,10 +59,12 @@ class KubeModule(AnsibleModule):
                 self._client = self._new_client()
             except KubernetesRequired as exc:
                 # Only kubeconfig users with exec or auth-provider need the kubernetes client.
-                self.fail_json(msg=missing_required_lib("kubernetes", reason="for a kubeconfig user with exec or auth-provider"),
-                               exception=str(exc.import_error))
+                self.fail_json(
+                    msg=missing_required_lib("kubernetes", reason="for a kubeconfig user with exec or auth-provider"),
+                    exception=str(exc.import_error),
+                )
             except Exception as exc:  # kubeconfig and in-cluster loading raise several types
-                self.fail_json(msg="cannot configure the Kubernetes client: %s" % exc)
+                self.fail_json(msg=f"cannot configure the Kubernetes client: {exc}")
         return self._client
 
     def names(self, api_group=None):
@@ -80,12 +82,17 @@ class KubeModule(AnsibleModule):
         params = self.params
         if params.get("payload") is None:
             names = self.names()
-            return {"name": params["name"], "namespace": params["namespace"], "uid": params.get("uid") or None, "api_group": names.api_group,
-                    "source": "name"}, names
+            return {
+                "name": params["name"],
+                "namespace": params["namespace"],
+                "uid": params.get("uid") or None,
+                "api_group": names.api_group,
+                "source": "name",
+            }, names
         try:
             identity = identify(params["payload"], params.get("api_group"))
         except EnvelopeError as exc:
-            self.fail_json(msg="payload: %s" % exc)
+            self.fail_json(msg=f"payload: {exc}")
         names = self.names(identity.api_group)
         facts = identity.as_dict()
         facts["api_group"] = names.api_group
@@ -93,15 +100,17 @@ class KubeModule(AnsibleModule):
 
     def read_instance(self, identity, names):
         """(live ComputeInstance or None, why it is None). A re-created namesake is not the job's instance."""
-        where = "ComputeInstance %s/%s" % (identity["namespace"], identity["name"])
+        where = "ComputeInstance {}/{}".format(identity["namespace"], identity["name"])
         try:
             live = self.client.get(contract_resources(names)[0], identity["name"], identity["namespace"])
         except NotFound:
             return None, "the ComputeInstance no longer exists"
         except KubeError as error:
-            return self.fail_api(error, "cannot read %s" % where), None
+            return self.fail_api(error, f"cannot read {where}"), None
         if identity.get("uid") and live["metadata"].get("uid") != identity["uid"]:
-            return None, "the ComputeInstance %s was deleted and re-created (uid %s)" % (identity["uid"], live["metadata"].get("uid"))
+            return None, "the ComputeInstance {} was deleted and re-created (uid {})".format(
+                identity["uid"], live["metadata"].get("uid")
+            )
         return live, None
 
     def hold_lease(self, instance, names, holder, stop_if_deleting=False):
@@ -115,20 +124,26 @@ class KubeModule(AnsibleModule):
         resource = contract_resources(names)[0]
         # The fence's own requests (Lease renewals, instance reads) must not pass through the fence.
         fence_client = self._new_client()
-        fence = LeaseFence(fence_client, metadata["namespace"], metadata["uid"], holder,
-                           instance_reader=lambda: fence_client.get_or_none(resource, metadata["name"], metadata["namespace"]),
-                           stop_if_deleting=stop_if_deleting)
+        fence = LeaseFence(
+            fence_client,
+            metadata["namespace"],
+            metadata["uid"],
+            holder,
+            instance_reader=lambda: fence_client.get_or_none(resource, metadata["name"], metadata["namespace"]),
+            stop_if_deleting=stop_if_deleting,
+        )
         try:
             fence.observe(instance)
             fence.check()
         except KubeError as error:
-            self.fail_api(error, "ComputeInstance %s/%s" % (metadata["namespace"], metadata["name"]))
+            self.fail_api(error, "ComputeInstance {}/{}".format(metadata["namespace"], metadata["name"]))
         self.fence = fence.start()
         self.client.before_write = fence.check
         return fence
 
     def release_fence(self):
-        """After the job's last fenced write: stop renewing and checking (the release or the instance's end may follow)."""
+        """After the job's last fenced write: stop renewing and checking (the release or the instance's end may
+        follow)."""
         if self.fence is not None:
             self.fence.close()
             self.fence = None
@@ -141,16 +156,20 @@ class KubeModule(AnsibleModule):
             try:
                 fence.check()
             except KubeError as error:
-                self.fail_api(error, "stopped before reporting success", **dict((k, v) for k, v in kwargs.items() if k not in ("msg", "failed")))
+                self.fail_api(
+                    error,
+                    "stopped before reporting success",
+                    **dict((k, v) for k, v in kwargs.items() if k not in ("msg", "failed")),
+                )
             finally:
                 fence.close()
-        super(KubeModule, self).exit_json(**kwargs)
+        super().exit_json(**kwargs)
 
     def fail_api(self, error, action, **result):
         """Fail with the API's own message and the error's status and reason."""
         if isinstance(error, Fenced):
             result.update(fenced=error.reason)
-        self.fail_json(msg="%s: %s" % (action, error.message), api_error=error.to_dict(), **result)
+        self.fail_json(msg=f"{action}: {error.message}", api_error=error.to_dict(), **result)
 
     def run(self, action, func, *args, **kwargs):
         """Call func; a KubeError fails the module with `action` as context."""

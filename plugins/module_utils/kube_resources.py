@@ -39,7 +39,9 @@ class Resource:
     def __repr__(self) -> str:
         return f"Resource({self.api_version}, {self.kind})"
 
-    def path(self, namespace: Optional[str] = None, name: Optional[str] = None, subresource: Optional[str] = None) -> str:
+    def path(
+        self, namespace: Optional[str] = None, name: Optional[str] = None, subresource: Optional[str] = None
+    ) -> str:
         """REST path: /api/v1/namespaces/ns/secrets/name/status and the like."""
         prefix = "/apis/" if "/" in self.api_version else "/api/"
         parts = [prefix + self.api_version]

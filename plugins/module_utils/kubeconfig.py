@@ -263,14 +263,15 @@ class _TokenFileRefresh:
         self.read_at = self.clock()
         try:
             token = _read_token(self.path)
-        except (IOError, OSError):
+        except OSError:
             return  # keep the token we have; the API answers 401 if it really expired
         if token:
             configuration.api_key = {"authorization": f"Bearer {token}"}
 
 
 def _load_incluster(configuration, environ=None):
-    """Configure the pod's service account; False (nothing changed) outside a cluster, as the kubernetes client decides."""
+    """Configure the pod's service account; False (nothing changed) outside a cluster, as the kubernetes client
+    decides."""
     environ = os.environ if environ is None else environ
     host = environ.get("KUBERNETES_SERVICE_HOST")
     port = environ.get("KUBERNETES_SERVICE_PORT")
@@ -295,7 +296,8 @@ class _NeedsKubernetes(Exception):
 
 
 def _load_kubeconfig(configuration, kubeconfig, context):
-    """Configure from a kubeconfig (a dict, a path, else $KUBECONFIG or ~/.kube/config); may return a kubernetes Configuration."""
+    """Configure from a kubeconfig (a dict, a path, else $KUBECONFIG or ~/.kube/config); may return a kubernetes
+    Configuration."""
     if not isinstance(kubeconfig, dict):
         kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
     try:
@@ -317,6 +319,7 @@ def _read_kubeconfig(path):
     if not os.path.exists(path):
         raise ConfigError(f"Invalid kube-config file. No configuration found at {path}.")
     import yaml  # pylint: disable=import-outside-toplevel  # PyYAML comes with ansible-core; not needed without a kubeconfig
+
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path, "rb") as handle:
         config = yaml.load(handle, Loader=loader)  # nosec: a safe loader
@@ -423,13 +426,18 @@ def _kubernetes_configuration(kubeconfig, context):
         import kubernetes.config  # pylint: disable=import-outside-toplevel
     except ImportError as exc:
         raise KubernetesRequired(
-            f"this kubeconfig's user (exec or auth-provider) needs the kubernetes Python client: {exc}", exc) from exc
+            f"this kubeconfig's user (exec or auth-provider) needs the kubernetes Python client: {exc}", exc
+        ) from exc
     configuration = kubernetes.client.Configuration()
     try:
         if isinstance(kubeconfig, dict):
-            kubernetes.config.load_kube_config_from_dict(config_dict=kubeconfig, context=context, client_configuration=configuration)
+            kubernetes.config.load_kube_config_from_dict(
+                config_dict=kubeconfig, context=context, client_configuration=configuration
+            )
         else:
-            kubernetes.config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+            kubernetes.config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
     except kubernetes.config.ConfigException as exc:
         raise ConfigError(str(exc)) from exc
     return configuration

@@ -48,19 +48,22 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.reconcile im
 
 # Creates, the stop patch and the deletes of ensure_absent carry no precondition, so nothing they were decided from can
 # be stale: a 409 Conflict is the API server's own update retries running out under contention (KubeVirt's controllers
-# write the same objects). Sending the same write again is safe; failing the job would leave a delete blocked for nothing.
+# write the same objects). Sending the same write again is safe; failing the job would leave a delete blocked for
+# nothing.
 CONFLICT_RETRY = Retry(attempts=5, base_delay=0.1, max_delay=1.0)
 
 
 def retry_conflicts(write, *args, **kwargs):
-    """``write(*args, **kwargs)``, sent again (bounded, with jitter) when answered 409 Conflict; AlreadyExists is raised."""
-    return CONFLICT_RETRY.run(lambda: write(*args, **kwargs), Conflict,
-                              retryable=lambda error: not isinstance(error, AlreadyExists))
+    """``write(*args, **kwargs)``, sent again (bounded, with jitter) when answered 409 Conflict; AlreadyExists is
+    raised."""
+    return CONFLICT_RETRY.run(
+        lambda: write(*args, **kwargs), Conflict, retryable=lambda error: not isinstance(error, AlreadyExists)
+    )
 
 
 def _ref(manifest_or_object):
     metadata = manifest_or_object["metadata"]
-    return "%s %s/%s" % (manifest_or_object["kind"], metadata.get("namespace"), metadata["name"])
+    return "{} {}/{}".format(manifest_or_object["kind"], metadata.get("namespace"), metadata["name"])
 
 
 def restart_requested(instance):
@@ -73,7 +76,7 @@ def restart_requested(instance):
     return requested if last is None or requested_at > last else None
 
 
-class Outcome(object):
+class Outcome:
     """What happened, in the shape computeinstance_vm returns.
 
     ``changes`` has one entry per object looked at: kind, namespace, name, action (created, updated, deleted,
@@ -93,7 +96,7 @@ class Outcome(object):
         self.changes = []
         self.diff = []
         self.refused = []
-        self.blocked = False  # True when it stopped before any write (refused changes, or a problem a later run may not have)
+        self.blocked = False
         self.restarted_at = None
         self.waited_on = None
 
@@ -102,42 +105,63 @@ class Outcome(object):
         return bool(self.created or self.updated or self.deleted or self.restarted_at)
 
     def record(self, obj, action, changes=(), note=None):
-        """Note what happened to one object (a manifest or a live object); `changes` are reconcile.Change for updates."""
+        """Note what happened to one object (a manifest or a live object); `changes` are reconcile.Change for
+        updates."""
         ref = _ref(obj)
         metadata = obj["metadata"]
-        entry = {"kind": obj["kind"], "namespace": metadata.get("namespace"), "name": metadata["name"], "action": action,
-                 "fields": [reconcile.describe(change) for change in changes]}
+        entry = {
+            "kind": obj["kind"],
+            "namespace": metadata.get("namespace"),
+            "name": metadata["name"],
+            "action": action,
+            "fields": [reconcile.describe(change) for change in changes],
+        }
         if note:
             entry["note"] = note
         self.changes.append(entry)
         if action == "created":
             self.created.append(ref)
         elif action == "updated":
-            self.updated.append(ref + (" (%s)" % note if note else ""))
+            self.updated.append(ref + (f" ({note})" if note else ""))
         elif action == "deleted":
             self.deleted.append(ref)
         if action == "updated" and changes:
-            self.diff.append({
-                "before_header": ref, "after_header": ref,
-                "before": dict((c.name, reconcile.redact(c.path, c.before)) for c in changes if c.before is not reconcile.ABSENT),
-                "after": dict((c.name, reconcile.redact(c.path, c.after)) for c in changes if c.after is not reconcile.ABSENT),
-            })
+            self.diff.append(
+                {
+                    "before_header": ref,
+                    "after_header": ref,
+                    "before": dict(
+                        (c.name, reconcile.redact(c.path, c.before))
+                        for c in changes
+                        if c.before is not reconcile.ABSENT
+                    ),
+                    "after": dict(
+                        (c.name, reconcile.redact(c.path, c.after)) for c in changes if c.after is not reconcile.ABSENT
+                    ),
+                }
+            )
         elif action in ("created", "deleted"):
             state = {"object": ref}
-            self.diff.append({"before_header": ref, "after_header": ref,
-                              "before": state if action == "deleted" else {}, "after": state if action == "created" else {}})
+            self.diff.append(
+                {
+                    "before_header": ref,
+                    "after_header": ref,
+                    "before": state if action == "deleted" else {},
+                    "after": state if action == "created" else {},
+                }
+            )
 
     @property
     def summary(self):
         """One line per object, then the restart notes: what an operator reads in the job log."""
         lines = []
         for entry in self.changes:
-            line = "%s %s %s/%s" % (entry["action"], entry["kind"], entry["namespace"], entry["name"])
+            line = "{} {} {}/{}".format(entry["action"], entry["kind"], entry["namespace"], entry["name"])
             details = entry["fields"] + ([entry["note"]] if entry.get("note") else [])
             if details:
                 line += ": " + "; ".join(details)
             lines.append(line)
-        lines += ["refused %s: %s (%s)" % (r["field"], r["reason"], r["object"]) for r in self.refused]
+        lines += ["refused {}: {} ({})".format(r["field"], r["reason"], r["object"]) for r in self.refused]
         return lines + list(self.notes)
 
     def as_dict(self):
@@ -158,7 +182,8 @@ class Outcome(object):
 
 
 def storage_classes_of(client):
-    """The cluster's StorageClasses, None when this job may not list them (the disks then name no class, CDI picks one)."""
+    """The cluster's StorageClasses, None when this job may not list them (the disks then name no class, CDI picks
+    one)."""
     try:
         return client.list(STORAGE_CLASS)["items"]
     except Forbidden:
@@ -173,14 +198,16 @@ def storage_class_for(client, explicit):
     return default_storage_class(classes) if classes is not None else None
 
 
-# The kinds of an instance's objects, listed by its uid label before anything is written; and the order in which the ones
+# The kinds of an instance's objects, listed by its uid label before anything is written; and the order in which the
+# ones
 # the spec no longer wants are deleted (after the VM stopped referring to them). A VirtualMachine is never pruned here.
 APPLY_KINDS = (SECRET, DATA_VOLUME, VIRTUAL_MACHINE, SERVICE)
 PRUNE_ORDER = (SERVICE, DATA_VOLUME, SECRET)
 
 
 def delete_exactly(client, resource, obj):
-    """Delete this very object (uid precondition: a namesake made since is not ours to delete); False when it was gone."""
+    """Delete this very object (uid precondition: a namesake made since is not ours to delete); False when it was
+    gone."""
     metadata = obj["metadata"]
 
     def attempt():
@@ -207,27 +234,41 @@ def _disk_fields(instance, objects):
         if index == 0:
             named[name] = {"source": fields["image"], "size": fields["disk_size"]}
         else:
-            extra = fields["additional_disks"][index - 1] if index - 1 < len(fields["additional_disks"]) else "spec.additionalDisks"
+            extra = (
+                fields["additional_disks"][index - 1]
+                if index - 1 < len(fields["additional_disks"])
+                else "spec.additionalDisks"
+            )
             named[name] = {"source": extra, "size": extra + ".sizeGiB"}
     return named
 
 
 def _refusal_message(outcome, problems):
-    parts = ["%s: %s" % (r["field"], r["reason"]) for r in outcome.refused] + list(problems)
+    parts = ["{}: {}".format(r["field"], r["reason"]) for r in outcome.refused] + list(problems)
     if outcome.refused:
         return "these changes cannot be made in place, so nothing was changed: " + "; ".join(parts)
     return "nothing was changed: " + "; ".join(parts)
 
 
-def ensure_present(client, instance, params, namespace, storage_class=None, check_mode=False, wait=True, timeout=600,
-                   restart_on_spec_change=True, tick=None):
+def ensure_present(
+    client,
+    instance,
+    params,
+    namespace,
+    storage_class=None,
+    check_mode=False,
+    wait=True,
+    timeout=600,
+    restart_on_spec_change=True,
+    tick=None,
+):
     """Make the instance's objects exactly what its spec asks for, restart when needed, and wait for Ready.
 
     Reads first: the instance's objects by its uid label, and the StorageClasses. Changes that cannot be made in place
-    (a disk's image, a smaller disk, a disk that must grow on a class without volume expansion, another StorageClass) are
-    refused before anything is written (RV refused). Then each object is created, or its owned fields are set exactly
-    (reconcile.apply: one guarded JSON patch, removals included), a grown disk's claim is expanded, and the objects the
-    spec no longer wants (found by the uid label) are deleted, each with a uid precondition.
+    (a disk's image, a smaller disk, a disk that must grow on a class without volume expansion, another StorageClass)
+    are refused before anything is written (RV refused). Then each object is created, or its owned fields are set
+    exactly (reconcile.apply: one guarded JSON patch, removals included), a grown disk's claim is expanded, and the
+    objects the spec no longer wants (found by the uid label) are deleted, each with a uid precondition.
     """
     names = instance.names
     labels = names.instance_labels(instance.name, instance.uid)
@@ -235,7 +276,9 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
     selector = names.instance_label_selector(instance.uid)
     live = {}
     for resource in APPLY_KINDS:
-        live[resource.kind] = dict((obj["metadata"]["name"], obj) for obj in client.list(resource, namespace, label_selector=selector)["items"])
+        live[resource.kind] = dict(
+            (obj["metadata"]["name"], obj) for obj in client.list(resource, namespace, label_selector=selector)["items"]
+        )
     classes = storage_classes_of(client)
     default_class = storage_class or (default_storage_class(classes) if classes is not None else None)
     boot_key = names.boot_inputs_annotation
@@ -248,7 +291,9 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
         claim = None
         if needs_claim(manifest, current, annotation):
             claim = client.get_or_none(PERSISTENT_VOLUME_CLAIM, current["metadata"]["name"], namespace)
-        return claim, check_disk(manifest, current, claim, storage_class, classes, disk_fields[manifest["metadata"]["name"]], annotation)
+        return claim, check_disk(
+            manifest, current, claim, storage_class, classes, disk_fields[manifest["metadata"]["name"]], annotation
+        )
 
     plans = {}
     problems = []
@@ -300,12 +345,23 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
             if plan.requested is not ABSENT:
                 manifest["metadata"].setdefault("annotations", {})[annotation] = plan.requested
             if plan.claim_size is not None:
-                # The claim grows first: a run that stops in between finds the annotation still short and grows it again.
+                # The claim grows first: a run that stops in between finds the annotation still short and grows it
+                # again.
                 claim_fields = [OwnedField(("spec", "resources", "requests", "storage"), plan.claim_size)]
-                _grown, changes = reconcile.apply(client, PERSISTENT_VOLUME_CLAIM, name, namespace, claim, claim_fields, check_mode)
-                outcome.record(dict(claim, kind=PERSISTENT_VOLUME_CLAIM.kind), "updated" if changes else "unchanged", changes)
-        after, changes = reconcile.apply(client, resource, name, namespace, current, owned_fields(manifest, keys, template_keys), check_mode)
-        outcome.record(dict(manifest, metadata=dict(manifest["metadata"], namespace=namespace)), "updated" if changes else "unchanged", changes)
+                _grown, changes = reconcile.apply(
+                    client, PERSISTENT_VOLUME_CLAIM, name, namespace, claim, claim_fields, check_mode
+                )
+                outcome.record(
+                    dict(claim, kind=PERSISTENT_VOLUME_CLAIM.kind), "updated" if changes else "unchanged", changes
+                )
+        after, changes = reconcile.apply(
+            client, resource, name, namespace, current, owned_fields(manifest, keys, template_keys), check_mode
+        )
+        outcome.record(
+            dict(manifest, metadata=dict(manifest["metadata"], namespace=namespace)),
+            "updated" if changes else "unchanged",
+            changes,
+        )
         if resource is VIRTUAL_MACHINE:
             vm_existed = True
             vm = after
@@ -339,18 +395,24 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
                 pass
         outcome.restarted_at = restart_at or _utc_now()
         if stale and not restart_at:
-            outcome.notes.append("VirtualMachineInstance %s/%s ran an older template (%s): restarted to apply it"
-                                 % (namespace, instance.name, ", ".join(stale)))
+            outcome.notes.append(
+                "VirtualMachineInstance {}/{} ran an older template ({}): restarted to apply it".format(
+                    namespace, instance.name, ", ".join(stale)
+                )
+            )
     elif stale:
-        outcome.notes.append("VirtualMachineInstance %s/%s runs an older template (%s): it applies at the next restart"
-                             % (namespace, instance.name, ", ".join(stale)))
+        outcome.notes.append(
+            "VirtualMachineInstance {}/{} runs an older template ({}): it applies at the next restart".format(
+                namespace, instance.name, ", ".join(stale)
+            )
+        )
     elif template_was_changed and running and old_vmi is None and vm_existed:
         outcome.notes.append("VirtualMachine template changed: it applies when its VirtualMachineInstance starts")
     if restart_at and not outcome.restarted_at:
         # No running VMI to restart (the VM is new, its VMI is not up yet, or it is halted): its next start comes after
         # the request, which serves it. Reporting it served records lastRestartedAt, so no later run restarts for it.
         outcome.restarted_at = restart_at
-        outcome.notes.append("restart requested at %s: served by the VM's next start (it was not running)" % restart_at)
+        outcome.notes.append(f"restart requested at {restart_at}: served by the VM's next start (it was not running)")
 
     if check_mode or not wait:
         outcome.message = "objects %s" % ("would be applied" if check_mode else "applied; not waiting")
@@ -402,32 +464,35 @@ def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outco
             return True
         seen["stale_restarts"] += 1
         seen["old_uid"] = vmi["metadata"]["uid"]
-        outcome.notes.append("VirtualMachineInstance %s/%s came up without %s: restarted again" % (namespace, name, ", ".join(stale)))
+        outcome.notes.append(
+            "VirtualMachineInstance {}/{} came up without {}: restarted again".format(namespace, name, ", ".join(stale))
+        )
         try:
             client.delete(VIRTUAL_MACHINE_INSTANCE, name, namespace, preconditions={"uid": vmi["metadata"]["uid"]})
         except (NotFound, Conflict):
             pass  # gone already, or replaced meanwhile: the next look decides
         return False
 
-    outcome.waited_on = "VirtualMachine %s/%s to become %s" % (namespace, name, "Ready" if running else "Stopped")
+    outcome.waited_on = "VirtualMachine {}/{} to become {}".format(namespace, name, "Ready" if running else "Stopped")
     try:
         vm = wait_for(client, VIRTUAL_MACHINE, name, namespace, settled, timeout, tick=tick, known=known)
     except WaitTimeout:
         outcome.state = "Failed"
-        outcome.message = "VirtualMachine %s/%s not %s after %ds (status %s%s)" % (
-            namespace, name, "Ready" if running else "Stopped", timeout, seen.get("printable", "unknown"),
-            ": " + seen["detail"] if seen.get("detail") else "")
+        wanted = "Ready" if running else "Stopped"
+        detail = ": " + seen["detail"] if seen.get("detail") else ""
+        outcome.message = (f"VirtualMachine {namespace}/{name} not {wanted} after {int(timeout)}s "
+                           f"(status {seen.get('printable', 'unknown')}{detail})")
         return outcome
     ready, printable, detail = vm_state(vm)
     if printable in FAILED_PRINTABLE_STATUSES:
         outcome.state = "Failed"
-        outcome.message = "VirtualMachine %s/%s failed: %s%s" % (namespace, name, printable, ": " + detail if detail else "")
+        outcome.message = f"VirtualMachine {namespace}/{name} failed: {printable}{': ' + detail if detail else ''}"
     elif seen.get("stale"):
         outcome.state = "Failed"
-        outcome.message = "VirtualMachineInstance %s/%s keeps starting without %s after %d restarts" % (
-            namespace, name, ", ".join(seen["stale"]), STALE_RESTARTS)
+        outcome.message = (f"VirtualMachineInstance {namespace}/{name} keeps starting without "
+                           f"{', '.join(seen['stale'])} after {STALE_RESTARTS} restarts")
     else:
-        outcome.message = "VirtualMachine %s/%s is %s" % (namespace, name, "Ready" if ready else printable)
+        outcome.message = "VirtualMachine {}/{} is {}".format(namespace, name, "Ready" if ready else printable)
     return outcome
 
 
@@ -440,22 +505,42 @@ def ensure_absent(client, instance_name, uid, names, namespace, check_mode=False
     vm = client.get_or_none(VIRTUAL_MACHINE, instance_name, namespace)
     if vm is not None and (vm.get("spec") or {}).get("runStrategy") != "Halted":
         if not check_mode:
-            retry_conflicts(client.patch, VIRTUAL_MACHINE, instance_name, {"spec": {"runStrategy": "Halted"}}, namespace)
-        outcome.record(vm, "updated", [reconcile.Change(("spec", "runStrategy"), (vm.get("spec") or {}).get("runStrategy", ABSENT), "Halted")],
-                       note="stopped")
+            retry_conflicts(
+                client.patch, VIRTUAL_MACHINE, instance_name, {"spec": {"runStrategy": "Halted"}}, namespace
+            )
+        outcome.record(
+            vm,
+            "updated",
+            [reconcile.Change(("spec", "runStrategy"), (vm.get("spec") or {}).get("runStrategy", ABSENT), "Halted")],
+            note="stopped",
+        )
         if wait and not check_mode:
-            outcome.waited_on = "VirtualMachineInstance %s/%s to stop" % (namespace, instance_name)
+            outcome.waited_on = f"VirtualMachineInstance {namespace}/{instance_name} to stop"
             try:
-                wait_for(client, VIRTUAL_MACHINE_INSTANCE, instance_name, namespace, lambda vmi: vmi is None, timeout, tick=tick)
+                wait_for(
+                    client,
+                    VIRTUAL_MACHINE_INSTANCE,
+                    instance_name,
+                    namespace,
+                    lambda vmi: vmi is None,
+                    timeout,
+                    tick=tick,
+                )
             except WaitTimeout:
                 outcome.state = "Failed"
-                outcome.message = "VirtualMachineInstance %s/%s still running after %ds" % (namespace, instance_name, timeout)
+                outcome.message = (
+                    f"VirtualMachineInstance {namespace}/{instance_name} still running after {int(timeout)}s"
+                )
                 return outcome
     selector = names.instance_label_selector(uid) if uid else None
     targets = []
     for resource in DELETE_ORDER:
         found = client.list(resource, namespace, label_selector=selector)["items"] if selector else []
-        if resource is VIRTUAL_MACHINE and vm is not None and all(o["metadata"]["name"] != instance_name for o in found):
+        if (
+            resource is VIRTUAL_MACHINE
+            and vm is not None
+            and all(o["metadata"]["name"] != instance_name for o in found)
+        ):
             found.append(vm)
         for obj in found:
             targets.append((resource, obj))
@@ -468,12 +553,21 @@ def ensure_absent(client, instance_name, uid, names, namespace, check_mode=False
     if wait and not check_mode:
         deadline = time.monotonic() + timeout
         for resource, obj in targets:
-            outcome.waited_on = "%s %s/%s to be gone" % (resource.kind, namespace, obj["metadata"]["name"])
+            outcome.waited_on = "{} {}/{} to be gone".format(resource.kind, namespace, obj["metadata"]["name"])
             try:
-                wait_for(client, resource, obj["metadata"]["name"], namespace, lambda o: o is None, max(1, deadline - time.monotonic()), tick=tick)
+                wait_for(
+                    client,
+                    resource,
+                    obj["metadata"]["name"],
+                    namespace,
+                    lambda o: o is None,
+                    max(1, deadline - time.monotonic()),
+                    tick=tick,
+                )
             except WaitTimeout:
                 outcome.state = "Failed"
-                outcome.message = "%s %s/%s still exists after %ds (a finalizer may hold it)" % (resource.kind, namespace, obj["metadata"]["name"], timeout)
+                outcome.message = (f"{resource.kind} {namespace}/{obj['metadata']['name']} still exists after "
+                                   f"{int(timeout)}s (a finalizer may hold it)")
                 return outcome
-    outcome.message = "deleted %d object(s)" % len(outcome.deleted) if outcome.deleted else "nothing left to delete"
+    outcome.message = f"deleted {len(outcome.deleted)} object(s)" if outcome.deleted else "nothing left to delete"
     return outcome

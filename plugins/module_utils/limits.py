@@ -16,7 +16,7 @@ import binascii
 import re
 import struct
 import unicodedata
-from typing import List, Optional
+from typing import Optional
 
 NAME_MAX = 63
 SECRET_DATA_MAX = 1024 * 1024
@@ -42,41 +42,53 @@ EVENT_REASON_MAX_BYTES = 128
 _ELLIPSIS = "\u2026"
 
 
-def name_problems(value: str, what: str, field: str, dns1035: bool = False) -> List[str]:
-    """Why `value` cannot name `what` (a DNS-1123 label, or a DNS-1035 label for a Service), as problems naming `field`."""
+def name_problems(value: str, what: str, field: str, dns1035: bool = False) -> list[str]:
+    """Why `value` cannot name `what` (a DNS-1123 label, or a DNS-1035 label for a Service), as problems naming
+    `field`."""
     problems = []
     kind = "DNS-1035 label (a Service name)" if dns1035 else "DNS-1123 label"
     if len(value) > NAME_MAX:
-        problems.append("%s: %s would be %r, %d characters; a %s has at most %d" % (field, what, value, len(value), kind, NAME_MAX))
+        problems.append(
+            f"{field}: {what} would be {value!r}, {len(value)} characters; a {kind} has at most {NAME_MAX}"
+        )
     if not (_DNS1035_LABEL if dns1035 else _DNS1123_LABEL).match(value):
         start = "start with a letter, " if dns1035 else ""
-        problems.append("%s: %s would be %r; a %s must %scontain only lower-case letters, digits and '-', and end with a letter or digit"
-                        % (field, what, value, kind, start))
+        problems.append(
+            f"{field}: {what} would be {value!r}; a {kind} must {start}contain only lower-case letters, digits "
+            "and '-', and end with a letter or digit"
+        )
     return problems
 
 
-def label_value_problems(value: str, what: str, field: str) -> List[str]:
+def label_value_problems(value: str, what: str, field: str) -> list[str]:
     if len(value) > NAME_MAX or not _LABEL_VALUE.match(value):
-        return ["%s: %s would be %r; a label value has at most %d characters: letters, digits, '-', '_' and '.', "
-                "beginning and ending with a letter or digit" % (field, what, value, NAME_MAX)]
+        return [
+            f"{field}: {what} would be {value!r}; a label value has at most {NAME_MAX} characters: letters, digits, "
+            "'-', '_' and '.', beginning and ending with a letter or digit"
+        ]
     return []
 
 
-def derived_name_problems(instance_name: str, object_names: dict, extra_disks: int = 0) -> List[str]:
+def derived_name_problems(instance_name: str, object_names: dict, extra_disks: int = 0) -> list[str]:
     """Every name and label value derived from an instance name that Kubernetes would refuse."""
     field = "metadata.name"
     problems = label_value_problems(instance_name, "the value of the instance label", field)
     problems += name_problems(instance_name, "the VirtualMachine's name", field)
-    for key, what in (("cloud_init_secret", "the cloud-init Secret's name"), ("ssh_key_secret", "the SSH key Secret's name"),
-                      ("root_disk", "the root disk DataVolume's name")):
+    for key, what in (
+        ("cloud_init_secret", "the cloud-init Secret's name"),
+        ("ssh_key_secret", "the SSH key Secret's name"),
+        ("root_disk", "the root disk DataVolume's name"),
+    ):
         problems += name_problems(object_names[key], what, field)
     for index in range(extra_disks):
-        problems += name_problems("%s-disk-%d" % (instance_name, index + 1), "additional disk %d's DataVolume name" % (index + 1), field)
+        problems += name_problems(
+            f"{instance_name}-disk-{index + 1}", f"additional disk {index + 1}'s DataVolume name", field
+        )
     problems += name_problems(object_names["service"], "the LoadBalancer Service's name", field, dns1035=True)
     return problems
 
 
-def ssh_public_key_problems(value: str, field: str) -> List[str]:
+def ssh_public_key_problems(value: str, field: str) -> list[str]:
     """Why `value` is not one OpenSSH public key line `<type> <base64 blob> [comment]`, checked strictly.
 
     The blob must decode and name the same type; the comment must be printable text on one line (no control or
@@ -84,40 +96,49 @@ def ssh_public_key_problems(value: str, field: str) -> List[str]:
     """
     parts = value.strip().split(" ", 2)
     if len(parts) < 2:
-        return ["%s must be an OpenSSH public key line (ssh-ed25519 AAAA... comment)" % field]
+        return [f"{field} must be an OpenSSH public key line (ssh-ed25519 AAAA... comment)"]
     key_type, blob = parts[0], parts[1]
     comment = parts[2] if len(parts) == 3 else ""
     if key_type not in SSH_KEY_TYPES:
-        return ["%s: key type %r is not one of %s" % (field, key_type[:40], ", ".join(SSH_KEY_TYPES))]
+        return ["{}: key type {!r} is not one of {}".format(field, key_type[:40], ", ".join(SSH_KEY_TYPES))]
     try:
         raw = base64.b64decode(blob.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
-        return ["%s: the key body is not base64" % field]
-    if len(raw) < 4 or struct.unpack(">I", raw[:4])[0] != len(key_type) or raw[4:4 + len(key_type)] != key_type.encode("ascii"):
-        return ["%s: the key body is not a %s key" % (field, key_type)]
+        return [f"{field}: the key body is not base64"]
+    if (
+        len(raw) < 4
+        or struct.unpack(">I", raw[:4])[0] != len(key_type)
+        or raw[4 : 4 + len(key_type)] != key_type.encode("ascii")
+    ):
+        return [f"{field}: the key body is not a {key_type} key"]
     problems = []
     if len(comment) > SSH_COMMENT_MAX:
-        problems.append("%s: the key comment has %d characters, at most %d" % (field, len(comment), SSH_COMMENT_MAX))
-    bad = sorted({"U+%04X" % ord(char) for char in comment if not _printable(char)})
+        problems.append(f"{field}: the key comment has {len(comment)} characters, at most {SSH_COMMENT_MAX}")
+    bad = sorted({f"U+{ord(char):04X}" for char in comment if not _printable(char)})
     if bad:
-        problems.append("%s: the key comment has characters that are not printable text on one line: %s" % (field, ", ".join(bad[:5])))
+        problems.append(
+            "{}: the key comment has characters that are not printable text on one line: {}".format(
+                field, ", ".join(bad[:5])
+            )
+        )
     return problems
 
 
 def _printable(char: str) -> bool:
-    # Categories C* (control, format, surrogate, private use, unassigned) and Z[lp] (line and paragraph separators) are out;
+    # Categories C* (control, format, surrogate, private use, unassigned) and Z[lp] (line and paragraph separators) are
+    # out;
     # a plain space is the one separator allowed.
     category = unicodedata.category(char)
     return char == " " or not (category.startswith("C") or category in ("Zl", "Zp"))
 
 
-def size_problem(text: Optional[str], field: str, limit: int, container: str) -> List[str]:
+def size_problem(text: Optional[str], field: str, limit: int, container: str) -> list[str]:
     """A problem when `text`, UTF-8 encoded, does not fit in `limit` bytes of `container`."""
     if not text:
         return []
     size = len(text.encode("utf-8"))
     if size > limit:
-        return ["%s is %d bytes; %s holds at most %d" % (field, size, container, limit)]
+        return [f"{field} is {size} bytes; {container} holds at most {limit}"]
     return []
 
 

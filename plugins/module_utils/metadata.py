@@ -28,9 +28,15 @@ def _metadata(obj):
 def check_uid(obj, uid):
     """Refuse to act on a namesake: `obj` must be the object (uid) the job was launched for."""
     if uid and obj is not None and _metadata(obj).get("uid") != uid:
-        raise InstanceGone("%s %s/%s was deleted and re-created (uid %s, the job is for %s): not touched"
-                           % (obj.get("kind", "object"), _metadata(obj).get("namespace") or "", _metadata(obj).get("name"),
-                              _metadata(obj).get("uid"), uid))
+        raise InstanceGone(
+            "{} {}/{} was deleted and re-created (uid {}, the job is for {}): not touched".format(
+                obj.get("kind", "object"),
+                _metadata(obj).get("namespace") or "",
+                _metadata(obj).get("name"),
+                _metadata(obj).get("uid"),
+                uid,
+            )
+        )
 
 
 def finalizer_patch(obj, finalizer, present, uid=None):
@@ -66,8 +72,8 @@ def _finalizer_patch(obj, finalizer, present):
     index = finalizers.index(finalizer)
     # Only the one entry must still be where we saw it; others may come and go.
     return [
-        {"op": "test", "path": "/metadata/finalizers/%d" % index, "value": finalizer},
-        {"op": "remove", "path": "/metadata/finalizers/%d" % index},
+        {"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+        {"op": "remove", "path": f"/metadata/finalizers/{index}"},
     ]
 
 
@@ -89,8 +95,13 @@ def set_finalizer(client, resource, name, namespace, finalizer, present, check_m
         result["changed"] = False  # a failed earlier attempt changed nothing
         if live is None:
             if present:
-                raise NotFound("%s %s/%s not found: cannot add finalizer %s" % (resource.kind, namespace or "", name, finalizer),
-                               status=404, reason="NotFound")
+                raise NotFound(
+                    "{} {}/{} not found: cannot add finalizer {}".format(
+                        resource.kind, namespace or "", name, finalizer
+                    ),
+                    status=404,
+                    reason="NotFound",
+                )
             result["exists"] = False
             return None
         check_uid(live, uid)
@@ -102,8 +113,9 @@ def set_finalizer(client, resource, name, namespace, finalizer, present, check_m
             return live
         if present and _metadata(live).get("deletionTimestamp"):
             raise BeingDeleted(
-                "%s %s/%s is being deleted (deletionTimestamp %s): the API refuses new finalizers such as %s"
-                % (resource.kind, namespace or "", name, _metadata(live)["deletionTimestamp"], finalizer)
+                "{} {}/{} is being deleted (deletionTimestamp {}): the API refuses new finalizers such as {}".format(
+                    resource.kind, namespace or "", name, _metadata(live)["deletionTimestamp"], finalizer
+                )
             )
         result["changed"] = True
         after = before + [finalizer] if present else [f for f in before if f != finalizer]
@@ -111,7 +123,10 @@ def set_finalizer(client, resource, name, namespace, finalizer, present, check_m
             result.update(finalizers=after, resource_version=_metadata(live).get("resourceVersion"))
             return live
         updated = client.patch(resource, name, patch, namespace, patch_type="json")
-        result.update(finalizers=list(_metadata(updated).get("finalizers") or []), resource_version=_metadata(updated).get("resourceVersion"))
+        result.update(
+            finalizers=list(_metadata(updated).get("finalizers") or []),
+            resource_version=_metadata(updated).get("resourceVersion"),
+        )
         return updated
 
     result["live"] = guarded_write(read, write, live=live)

@@ -22,7 +22,7 @@ TENANT_PLURAL = "tenants"
 
 # How this collection names itself to the Kubernetes API and the controller. AAP exports JOB_ID to every
 # job; naming it lets the API's audit log and the controller's access log tell which job called.
-USER_AGENT = "cloudkit.provisioning" + (" job/%s" % os.environ["JOB_ID"] if os.environ.get("JOB_ID") else "")
+USER_AGENT = "cloudkit.provisioning" + (" job/{}".format(os.environ["JOB_ID"]) if os.environ.get("JOB_ID") else "")
 
 # Values of the management-state annotation that mean "hands off".
 UNMANAGED_STATES = ("manual", "unmanaged")
@@ -31,7 +31,7 @@ UNMANAGED_STATES = ("manual", "unmanaged")
 _API_GROUP_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
 
 
-class Names(object):
+class Names:
     """The contract's names for one API group (docs/contract.md, Names)."""
 
     __slots__ = ("api_group",)
@@ -40,12 +40,12 @@ class Names(object):
         group = DEFAULT_API_GROUP if api_group is None else api_group
         if not isinstance(group, str) or not _API_GROUP_RE.match(group):
             raise ValueError(
-                "api_group must be a DNS subdomain such as %r, got %r" % (DEFAULT_API_GROUP, group)
+                f"api_group must be a DNS subdomain such as {DEFAULT_API_GROUP!r}, got {group!r}"
             )
         self.api_group = group
 
     def __repr__(self):
-        return "Names(%r)" % self.api_group
+        return f"Names({self.api_group!r})"
 
     def __eq__(self, other):
         return isinstance(other, Names) and other.api_group == self.api_group
@@ -54,7 +54,7 @@ class Names(object):
         return hash(self.api_group)
 
     def _qualified(self, name):
-        return "%s/%s" % (self.api_group, name)
+        return f"{self.api_group}/{name}"
 
     @property
     def api_version(self):
@@ -64,12 +64,12 @@ class Names(object):
     @property
     def compute_instance_crd(self):
         """Name of the ComputeInstance CustomResourceDefinition."""
-        return "%s.%s" % (COMPUTE_INSTANCE_PLURAL, self.api_group)
+        return f"{COMPUTE_INSTANCE_PLURAL}.{self.api_group}"
 
     @property
     def tenant_crd(self):
         """Name of the Tenant CustomResourceDefinition."""
-        return "%s.%s" % (TENANT_PLURAL, self.api_group)
+        return f"{TENANT_PLURAL}.{self.api_group}"
 
     @property
     def operator_finalizer(self):
@@ -98,7 +98,8 @@ class Names(object):
 
     @property
     def requested_storage_annotation(self):
-        """Annotation on a DataVolume whose disk was grown in place: the size now requested (its spec keeps the first one)."""
+        """Annotation on a DataVolume whose disk was grown in place: the size now requested (its spec keeps the
+        first one)."""
         return self._qualified("requested-storage")
 
     @property
@@ -122,7 +123,7 @@ class Names(object):
 
     def instance_label_selector(self, uid):
         """Label selector that finds every object created for an instance."""
-        return "%s=%s" % (self.instance_uid_label, uid)
+        return f"{self.instance_uid_label}={uid}"
 
     def as_dict(self):
         """All names, for module results and templates."""

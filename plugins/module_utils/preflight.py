@@ -14,12 +14,19 @@ from urllib.parse import urlsplit
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import Forbidden, NotFound
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import STATIC_RESOURCES, Resource
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import API_VERSION, COMPUTE_INSTANCE_PLURAL, Names
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import (
+    API_VERSION,
+    COMPUTE_INSTANCE_PLURAL,
+    Names,
+)
 
 SERVICE = STATIC_RESOURCES[("v1", "Service")]
-SELF_SUBJECT_ACCESS_REVIEW = Resource("authorization.k8s.io/v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
-                                      namespaced=False, has_status=False)
-SELF_SUBJECT_REVIEW = Resource("authentication.k8s.io/v1", "SelfSubjectReview", "selfsubjectreviews", namespaced=False, has_status=False)
+SELF_SUBJECT_ACCESS_REVIEW = Resource(
+    "authorization.k8s.io/v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", namespaced=False, has_status=False
+)
+SELF_SUBJECT_REVIEW = Resource(
+    "authentication.k8s.io/v1", "SelfSubjectReview", "selfsubjectreviews", namespaced=False, has_status=False
+)
 CRUD = ("get", "list", "watch", "create", "patch", "delete")
 CRD = STATIC_RESOURCES[("apiextensions.k8s.io/v1", "CustomResourceDefinition")]
 KNOWN_GROUPS = ("cloudkit.openshift.io", "osac.openshift.io")
@@ -32,14 +39,15 @@ def finding(check, target, problem=None, fix=None):
 
 
 def event_stream_url(eda_api_service, namespace):
-    return "http://%s.%s.svc:%d/api/eda/v1/external_event_stream/<event stream uuid>/post/" % (eda_api_service, namespace, EDA_API_PORT)
+    return (f"http://{eda_api_service}.{namespace}.svc:{EDA_API_PORT}"
+            "/api/eda/v1/external_event_stream/<event stream uuid>/post/")
 
 
 def service_of(url, default_namespace):
     """(service, namespace, port, path) for an in-cluster URL, None for a host outside the cluster."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("%r is not an http(s) URL" % url)
+        raise ValueError(f"{url!r} is not an http(s) URL")
     labels = parts.hostname.split(".")
     if len(labels) == 1:
         namespace = default_namespace
@@ -61,18 +69,29 @@ def check_webhook(client, url, default_namespace, eda_api_service):
     if target is None:
         return [finding(check, url)]
     service, namespace, port, path = target
-    fix = "point it at the event stream on the EDA API service: %s" % event_stream_url(eda_api_service, namespace or "<namespace>")
+    fix = "point it at the event stream on the EDA API service: {}".format(
+        event_stream_url(eda_api_service, namespace or "<namespace>")
+    )
     if namespace is None:
-        return [finding(check, url, "the host %r names no namespace and no default namespace was given" % service, fix)]
+        return [finding(check, url, f"the host {service!r} names no namespace and no default namespace was given", fix)]
     try:
         live = client.get(SERVICE, service, namespace)
     except NotFound:
-        return [finding(check, url, "Service %s/%s does not exist" % (namespace, service), fix)]
+        return [finding(check, url, f"Service {namespace}/{service} does not exist", fix)]
     ports = sorted(p.get("port") for p in (live.get("spec") or {}).get("ports") or [])
     if port not in ports:
-        return [finding(check, url, "Service %s/%s exposes port(s) %s, not %d" % (namespace, service, ", ".join(map(str, ports)) or "none", port), fix)]
+        return [
+            finding(
+                check,
+                url,
+                f"Service {namespace}/{service} exposes port(s) {', '.join(map(str, ports)) or 'none'}, not {port}",
+                fix,
+            )
+        ]
     if service == eda_api_service and not EVENT_STREAM_PATH.match(path):
-        return [finding(check, url, "the EDA API answers %s with 405: only event stream paths receive events" % path, fix)]
+        return [
+            finding(check, url, f"the EDA API answers {path} with 405: only event stream paths receive events", fix)
+        ]
     return [finding(check, url)]
 
 
@@ -83,18 +102,44 @@ def check_crd(client, api_group):
     try:
         crd = client.get(CRD, target)
     except Forbidden as error:
-        return [finding("crd", target, error.message, "grant the preflight's credential the cloudkit-provisioning-preflight ClusterRole "
-                                                      "(docs/aap.md): get on customresourcedefinitions.apiextensions.k8s.io")]
+        return [
+            finding(
+                "crd",
+                target,
+                error.message,
+                "grant the preflight's credential the cloudkit-provisioning-preflight ClusterRole "
+                "(docs/aap.md): get on customresourcedefinitions.apiextensions.k8s.io",
+            )
+        ]
     except NotFound:
         served = [group for group in KNOWN_GROUPS if group != api_group and _crd_exists(client, group)]
         if served:
-            return [finding("crd", target, "the cluster serves ComputeInstance as %s.%s, not in %s" % (COMPUTE_INSTANCE_PLURAL, served[0], api_group),
-                            "set api_group (or CLOUDKIT_API_GROUP) to %s, the operator's group" % served[0])]
-        return [finding("crd", target, "no ComputeInstance CRD is installed", "install the cloudkit operator (its CRDs) or fix api_group")]
+            return [
+                finding(
+                    "crd",
+                    target,
+                    f"the cluster serves ComputeInstance as {COMPUTE_INSTANCE_PLURAL}.{served[0]}, not in {api_group}",
+                    f"set api_group (or CLOUDKIT_API_GROUP) to {served[0]}, the operator's group",
+                )
+            ]
+        return [
+            finding(
+                "crd",
+                target,
+                "no ComputeInstance CRD is installed",
+                "install the cloudkit operator (its CRDs) or fix api_group",
+            )
+        ]
     versions = [v.get("name") for v in (crd.get("spec") or {}).get("versions") or [] if v.get("served")]
     if API_VERSION not in versions:
-        return [finding("crd", target, "%s is not served (served: %s)" % (API_VERSION, ", ".join(versions) or "none"),
-                        "upgrade this collection to a version that speaks %s" % ", ".join(versions))]
+        return [
+            finding(
+                "crd",
+                target,
+                "{} is not served (served: {})".format(API_VERSION, ", ".join(versions) or "none"),
+                "upgrade this collection to a version that speaks {}".format(", ".join(versions)),
+            )
+        ]
     return [finding("crd", target)]
 
 
@@ -104,16 +149,28 @@ def _crd_exists(client, group):
 
 def check_templates(controller, template_names, organization, template_type="job"):
     """Each job template exists in the controller (in the organization); other controller errors are raised."""
-    from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import Ambiguous, NotFound as TemplateNotFound
+    from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import (
+        Ambiguous,
+        NotFound as TemplateNotFound,
+    )
 
     findings = []
     for name in template_names:
         try:
             controller.find_template(name, organization, template_type)
         except (TemplateNotFound, Ambiguous) as error:
-            findings.append(finding("job_template", name, error.message,
-                                    "create the job template %r in organization %r running playbooks/%s" % (
-                                        name, organization, "delete_compute_instance.yml" if "delete" in name else "create_compute_instance.yml")))
+            findings.append(
+                finding(
+                    "job_template",
+                    name,
+                    error.message,
+                    "create the job template {!r} in organization {!r} running playbooks/{}".format(
+                        name,
+                        organization,
+                        "delete_compute_instance.yml" if "delete" in name else "create_compute_instance.yml",
+                    ),
+                )
+            )
         else:
             findings.append(finding("job_template", name))
     return findings
@@ -145,7 +202,9 @@ def job_permissions(api_group):
 def whoami(client):
     """The user name of the client's credential (SelfSubjectReview), or None where the API has no such review."""
     try:
-        review = client.create(SELF_SUBJECT_REVIEW, {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        review = client.create(
+            SELF_SUBJECT_REVIEW, {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        )
     except NotFound:
         return None
     return (((review.get("status") or {}).get("userInfo")) or {}).get("username")
@@ -162,7 +221,11 @@ def check_permissions(client, api_group, instance_namespaces=(), target_namespac
     for group, resource, verbs, scope in job_permissions(api_group):
         plural, _slash, subresource = resource.partition("/")
         for namespace in scopes[scope]:
-            where = "in namespace %s" % namespace if namespace else ("in all namespaces" if scope != "cluster" else "cluster-wide")
+            where = (
+                f"in namespace {namespace}"
+                if namespace
+                else ("in all namespaces" if scope != "cluster" else "cluster-wide")
+            )
             missing = []
             for verb in verbs:
                 attributes = {"verb": verb, "group": group, "resource": plural}
@@ -170,18 +233,32 @@ def check_permissions(client, api_group, instance_namespaces=(), target_namespac
                     attributes["subresource"] = subresource
                 if namespace:
                     attributes["namespace"] = namespace
-                review = client.create(SELF_SUBJECT_ACCESS_REVIEW, {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                                                                    "spec": {"resourceAttributes": attributes}})
+                review = client.create(
+                    SELF_SUBJECT_ACCESS_REVIEW,
+                    {
+                        "apiVersion": "authorization.k8s.io/v1",
+                        "kind": "SelfSubjectAccessReview",
+                        "spec": {"resourceAttributes": attributes},
+                    },
+                )
                 if not (review.get("status") or {}).get("allowed"):
                     missing.append(verb)
-            target = "%s %s" % (resource if not group else "%s.%s" % (resource, group), where)
+            target = "{} {}".format(resource if not group else f"{resource}.{group}", where)
             if not missing:
                 findings.append(finding("permission", target))
                 continue
-            rule = "{apiGroups: [%s], resources: [%s], verbs: [%s]}" % ('""' if not group else group, resource, ", ".join(missing))
-            binding = "a RoleBinding in %s" % namespace if namespace else "a ClusterRoleBinding"
-            findings.append(finding("permission", target, "%s may not %s %s %s" % (user, "/".join(missing), resource, where),
-                                    "grant the rule %s to %s through %s (the ClusterRole in docs/aap.md has them all)" % (rule, user, binding)))
+            rule = "{{apiGroups: [{}], resources: [{}], verbs: [{}]}}".format(
+                '""' if not group else group, resource, ", ".join(missing)
+            )
+            binding = f"a RoleBinding in {namespace}" if namespace else "a ClusterRoleBinding"
+            findings.append(
+                finding(
+                    "permission",
+                    target,
+                    "{} may not {} {} {}".format(user, "/".join(missing), resource, where),
+                    f"grant the rule {rule} to {user} through {binding} (the ClusterRole in docs/aap.md has them all)",
+                )
+            )
     return findings
 
 
@@ -197,8 +274,9 @@ ENV_PREFIXES = {"CLOUDKIT": "cloudkit.openshift.io", "OSAC": "osac.openshift.io"
 PROVIDERS = ("eda", "aap")
 
 
-class EnvValue(object):
-    """One variable of the operator's container: its value and where it comes from. A Secret's value never shows in repr."""
+class EnvValue:
+    """One variable of the operator's container: its value and where it comes from. A Secret's value never shows in
+    repr."""
 
     __slots__ = ("name", "value", "source", "from_secret", "problem")
 
@@ -210,14 +288,14 @@ class EnvValue(object):
         self.problem = problem
 
     def __repr__(self):
-        return "EnvValue(%s from %s)" % (self.name, self.source)
+        return f"EnvValue({self.name} from {self.source})"
 
     def shown(self):
         """What a report may say about it: the value, or for a Secret only where it comes from."""
         if self.problem:
-            return "(%s: %s)" % (self.source, self.problem)
+            return f"({self.source}: {self.problem})"
         if self.from_secret:
-            return "(from %s)" % self.source
+            return f"(from {self.source})"
         if self.name.endswith(("_TOKEN", "_PASSWORD")):
             return "(set in the Deployment, not shown)"
         return self.value
@@ -233,7 +311,8 @@ def _decoded(secret, key):
 
 
 def _reference(client, namespace, kind, name, key, cache):
-    """(value, problem) of a key of a Secret or ConfigMap in the operator's namespace; never the Secret's value in a message."""
+    """(value, problem) of a key of a Secret or ConfigMap in the operator's namespace; never the Secret's value in a
+    message."""
     resource = SECRET if kind == "Secret" else CONFIG_MAP
     if (kind, name) not in cache:
         try:
@@ -244,17 +323,18 @@ def _reference(client, namespace, kind, name, key, cache):
             cache[(kind, name)] = error
     obj = cache[(kind, name)]
     if isinstance(obj, Forbidden):
-        return None, "cannot be read (%s)" % obj.message
+        return None, f"cannot be read ({obj.message})"
     if obj is None:
-        return None, "%s %s/%s does not exist" % (kind, namespace, name)
+        return None, f"{kind} {namespace}/{name} does not exist"
     value = _decoded(obj, key) if kind == "Secret" else (obj.get("data") or {}).get(key)
     if value is None:
-        return None, "%s %s/%s has no key %s" % (kind, namespace, name, key)
+        return None, f"{kind} {namespace}/{name} has no key {key}"
     return value, None
 
 
 def operator_environment(client, deployment):
-    """{name: EnvValue} of every container of the Deployment (env and envFrom), Secret and ConfigMap references resolved."""
+    """{name: EnvValue} of every container of the Deployment (env and envFrom), Secret and ConfigMap references
+    resolved."""
     namespace = deployment["metadata"]["namespace"]
     cache = {}
     found = {}
@@ -270,7 +350,9 @@ def operator_environment(client, deployment):
                 for key in items:
                     value = _decoded(obj, key) if kind == "Secret" else items[key]
                     name = (source.get("prefix") or "") + key
-                    found[name] = EnvValue(name, value, "%s %s/%s" % (kind, namespace, ref["name"]), kind == "Secret")
+                    found[name] = EnvValue(
+                        name, value, "{} {}/{}".format(kind, namespace, ref["name"]), kind == "Secret"
+                    )
         for variable in container.get("env") or []:
             name = variable.get("name")
             value_from = variable.get("valueFrom") or {}
@@ -278,7 +360,7 @@ def operator_environment(client, deployment):
                 ref = value_from.get(field)
                 if ref:
                     value, problem = _reference(client, namespace, kind, ref.get("name"), ref.get("key"), cache)
-                    where = "%s %s/%s key %s" % (kind, namespace, ref.get("name"), ref.get("key"))
+                    where = "{} {}/{} key {}".format(kind, namespace, ref.get("name"), ref.get("key"))
                     found[name] = EnvValue(name, value, where, kind == "Secret", problem)
                     break
             else:
@@ -296,53 +378,97 @@ def _prefix_of(env):
     return best if counts[best] else None
 
 
-def check_operator(client, namespace, name, api_group, webhook_namespace, eda_api_service, organization, default_templates, controller_factory):
+def check_operator(
+    client,
+    namespace,
+    name,
+    api_group,
+    webhook_namespace,
+    eda_api_service,
+    organization,
+    default_templates,
+    controller_factory,
+):
     """Which provider the running operator uses, from its Deployment's environment, and whether its settings work.
 
     `controller_factory(url, token)` makes the client that checks AAP Direct with the operator's own URL and token.
     Returns (findings, facts); facts never hold a value read from a Secret.
     """
-    target = "Deployment %s/%s" % (namespace, name)
+    target = f"Deployment {namespace}/{name}"
     fix_location = "set operator_namespace and operator_deployment to the operator's Deployment"
     try:
         deployment = client.get(DEPLOYMENT, name, namespace)
     except NotFound:
         return [finding("operator", target, "the operator's Deployment does not exist", fix_location)], {}
     except Forbidden as error:
-        return [finding("operator", target, error.message, "grant the preflight's credential get on deployments.apps, secrets and configmaps in %s"
-                        % namespace)], {}
+        return [
+            finding(
+                "operator",
+                target,
+                error.message,
+                f"grant the preflight's credential get on deployments.apps, secrets and configmaps in {namespace}",
+            )
+        ], {}
     env = operator_environment(client, deployment)
     prefix = _prefix_of(env)
-    facts = {"deployment": target, "prefix": prefix, "provider": None,
-             "variables": dict((n, v.shown()) for n, v in sorted(env.items()) if n.split("_", 1)[0] in ENV_PREFIXES)}
+    facts = {
+        "deployment": target,
+        "prefix": prefix,
+        "provider": None,
+        "variables": dict((n, v.shown()) for n, v in sorted(env.items()) if n.split("_", 1)[0] in ENV_PREFIXES),
+    }
     if prefix is None:
-        return [finding("operator", target, "its containers set no CLOUDKIT_* or OSAC_* variable",
-                        "set CLOUDKIT_PROVISIONING_PROVIDER and the variables of that provider (docs/day2.md)")], facts
+        return [
+            finding(
+                "operator",
+                target,
+                "its containers set no CLOUDKIT_* or OSAC_* variable",
+                "set CLOUDKIT_PROVISIONING_PROVIDER and the variables of that provider (docs/day2.md)",
+            )
+        ], facts
     findings = []
     other = [p for p in ENV_PREFIXES if p != prefix and any(n.startswith(p + "_") for n in env)]
     if other:
-        findings.append(finding("operator", target, "it mixes %s_* and %s_* variables; it reads only one set" % (prefix, other[0]),
-                                "use the %s_* names only (%s_* are those of the other operator generation)" % (prefix, other[0])))
+        findings.append(
+            finding(
+                "operator",
+                target,
+                f"it mixes {prefix}_* and {other[0]}_* variables; it reads only one set",
+                f"use the {prefix}_* names only ({other[0]}_* are those of the other operator generation)",
+            )
+        )
     if ENV_PREFIXES[prefix] != api_group:
-        findings.append(finding("api_group", target, "the operator uses the %s_* variables of the operator whose API group is %s, but api_group is %s"
-                                % (prefix, ENV_PREFIXES[prefix], api_group),
-                                "set api_group (or CLOUDKIT_API_GROUP) to %s, or run the operator generation of %s" % (ENV_PREFIXES[prefix], api_group)))
+        findings.append(
+            finding(
+                "api_group",
+                target,
+                f"the operator uses the {prefix}_* variables of the operator whose API group is "
+                f"{ENV_PREFIXES[prefix]}, but api_group is {api_group}",
+                f"set api_group (or CLOUDKIT_API_GROUP) to {ENV_PREFIXES[prefix]}, "
+                f"or run the operator generation of {api_group}",
+            )
+        )
     else:
         findings.append(finding("api_group", target))
 
     def var(suffix):
-        return env.get("%s_%s" % (prefix, suffix))
+        return env.get(f"{prefix}_{suffix}")
 
-    provider_var = "%s_PROVISIONING_PROVIDER" % prefix
+    provider_var = f"{prefix}_PROVISIONING_PROVIDER"
     provider = var("PROVISIONING_PROVIDER")
     value = (provider.value or "").strip().lower() if provider is not None else ""
     if provider is None or provider.problem or value not in PROVIDERS:
-        problem = "%s is not set" % provider_var if provider is None or (not value and not provider.problem) else (
-            "%s is %s" % (provider_var, provider.shown() if provider.problem else repr(provider.value)))
-        findings.append(finding("provider", target, problem, "set %s to eda (webhooks to EDA) or aap (AAP Direct)" % provider_var))
+        problem = (
+            f"{provider_var} is not set"
+            if provider is None or (not value and not provider.problem)
+            else (f"{provider_var} is {provider.shown() if provider.problem else repr(provider.value)}")
+        )
+        findings.append(
+            finding("provider", target, problem, f"set {provider_var} to eda (webhooks to EDA) or aap (AAP Direct)")
+        )
         return findings, facts
     facts["provider"] = value
-    findings.append(finding("provider", "%s=%s" % (provider_var, value)))
+    findings.append(finding("provider", f"{provider_var}={value}"))
     if value == "eda":
         findings.extend(_check_eda(client, env, prefix, webhook_namespace or namespace, eda_api_service))
     else:
@@ -351,20 +477,26 @@ def check_operator(client, namespace, name, api_group, webhook_namespace, eda_ap
 
 
 def _missing(check, name, fix):
-    return finding(check, name, "%s is not set" % name, fix)
+    return finding(check, name, f"{name} is not set", fix)
 
 
 def _check_eda(client, env, prefix, webhook_namespace, eda_api_service):
     findings = []
     for action in ("CREATE", "DELETE"):
-        name = "%s_COMPUTE_INSTANCE_%s_WEBHOOK" % (prefix, action)
+        name = f"{prefix}_COMPUTE_INSTANCE_{action}_WEBHOOK"
         variable = env.get(name)
         if variable is None or not variable.value:
-            findings.append(_missing("webhook", name, "set %s to the event stream on the EDA API service: %s"
-                                     % (name, event_stream_url(eda_api_service, webhook_namespace))))
+            findings.append(
+                _missing(
+                    "webhook",
+                    name,
+                    f"set {name} to the event stream on the EDA API service: "
+                    f"{event_stream_url(eda_api_service, webhook_namespace)}",
+                )
+            )
             continue
         for result in check_webhook(client, variable.value, webhook_namespace, eda_api_service):
-            result["target"] = "%s=%s" % (name, result["target"])
+            result["target"] = "{}={}".format(name, result["target"])
             findings.append(result)
     return findings
 
@@ -372,52 +504,101 @@ def _check_eda(client, env, prefix, webhook_namespace, eda_api_service):
 def _check_aap(env, prefix, organization, default_templates, controller_factory):
     from ansible_collections.cloudkit.provisioning.plugins.module_utils import aap
 
-    url_name, token_name = "%s_AAP_URL" % prefix, "%s_AAP_TOKEN" % prefix
+    url_name, token_name = f"{prefix}_AAP_URL", f"{prefix}_AAP_TOKEN"
     url, token = env.get(url_name), env.get(token_name)
     findings = []
     if url is None or not url.value:
-        findings.append(_missing("controller", url_name, "set %s to the controller's API base, for example https://<aap>.<namespace>.svc/api/controller"
-                                 % url_name))
+        findings.append(
+            _missing(
+                "controller",
+                url_name,
+                f"set {url_name} to the controller's API base, for example https://<aap>.<namespace>.svc/api/controller",
+            )
+        )
     if token is None or (not token.value and not token.problem):
-        findings.append(_missing("controller", token_name, "set %s from a Secret (valueFrom.secretKeyRef) holding a controller token with Execute"
-                                 " on both templates" % token_name))
+        findings.append(
+            _missing(
+                "controller",
+                token_name,
+                f"set {token_name} from a Secret (valueFrom.secretKeyRef) holding a controller token with Execute"
+                " on both templates",
+            )
+        )
     elif token.problem:
-        findings.append(finding("controller", "%s (%s)" % (token_name, token.source), token.problem,
-                                "create it, or point %s's secretKeyRef at the Secret that holds the token" % token_name))
+        findings.append(
+            finding(
+                "controller",
+                f"{token_name} ({token.source})",
+                token.problem,
+                f"create it, or point {token_name}'s secretKeyRef at the Secret that holds the token",
+            )
+        )
     elif not token.from_secret:
-        findings.append(finding("controller", token_name, "the token is written in the Deployment itself",
-                                "move it to a Secret and set %s with valueFrom.secretKeyRef" % token_name))
+        findings.append(
+            finding(
+                "controller",
+                token_name,
+                "the token is written in the Deployment itself",
+                f"move it to a Secret and set {token_name} with valueFrom.secretKeyRef",
+            )
+        )
     if findings and (url is None or not url.value or token is None or not token.value):
         return findings
-    where = "%s=%s" % (url_name, url.value)
+    where = f"{url_name}={url.value}"
     try:
         controller = controller_factory(url.value, token.value)
         controller.get("me/")
     except ValueError as exc:
-        return findings + [finding("controller", where, str(exc), "set %s to the controller's API base URL" % url_name)]
+        return findings + [finding("controller", where, str(exc), f"set {url_name} to the controller's API base URL")]
     except aap.Unauthorized:
-        return findings + [finding("controller", where, "the controller refused the operator's token (%s, HTTP 401)" % token.source,
-                                   "put a valid controller token in %s" % token.source)]
+        return findings + [
+            finding(
+                "controller",
+                where,
+                f"the controller refused the operator's token ({token.source}, HTTP 401)",
+                f"put a valid controller token in {token.source}",
+            )
+        ]
     except aap.ControllerError as error:
-        return findings + [finding("controller", where, error.message, "check that %s is the controller's URL and reachable from the cluster"
-                                   % url_name)]
+        return findings + [
+            finding(
+                "controller",
+                where,
+                error.message,
+                f"check that {url_name} is the controller's URL and reachable from the cluster",
+            )
+        ]
     findings.append(finding("controller", where))
     for suffix, default in zip(("AAP_PROVISION_TEMPLATE", "AAP_DEPROVISION_TEMPLATE"), default_templates):
-        variable = env.get("%s_%s" % (prefix, suffix))
+        variable = env.get(f"{prefix}_{suffix}")
         name = variable.value if variable is not None and variable.value else default
-        label = "%s_%s=%s" % (prefix, suffix, name)
+        label = f"{prefix}_{suffix}={name}"
         try:
             template, _kind = controller.find_template_any(name, organization)
         except (aap.NotFound, aap.Ambiguous) as error:
-            findings.append(finding("job_template", label, error.message, "create the template %r in organization %r, or fix %s_%s"
-                                    % (name, organization, prefix, suffix)))
+            findings.append(
+                finding(
+                    "job_template",
+                    label,
+                    error.message,
+                    f"create the template {name!r} in organization {organization!r}, or fix {prefix}_{suffix}",
+                )
+            )
             continue
         except aap.ControllerError as error:
-            findings.append(finding("job_template", label, error.message, "give the operator's token Execute on the template"))
+            findings.append(
+                finding("job_template", label, error.message, "give the operator's token Execute on the template")
+            )
             continue
         if not aap.accepts_extra_vars(template):
-            findings.append(finding("job_template", label, "it does not prompt for variables on launch, so the instance the operator sends is dropped",
-                                    "enable Prompt on launch for Variables on %r" % name))
+            findings.append(
+                finding(
+                    "job_template",
+                    label,
+                    "it does not prompt for variables on launch, so the instance the operator sends is dropped",
+                    f"enable Prompt on launch for Variables on {name!r}",
+                )
+            )
         else:
             findings.append(finding("job_template", label))
     return findings

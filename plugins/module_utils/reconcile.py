@@ -23,7 +23,7 @@ import re
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.guarded import guarded_write, json_pointer
 
 
-class _Absent(object):
+class _Absent:
     """The value of a field that is not there (or must not be)."""
 
     def __repr__(self):
@@ -36,7 +36,7 @@ class _Absent(object):
 ABSENT = _Absent()
 
 
-class OwnedField(object):
+class OwnedField:
     """A field this collection owns on an object: its path, its desired value (ABSENT: must not exist).
 
     ``ignore`` names keys that other writers own inside the entries of an owned list (a Service port's ``nodePort``):
@@ -51,7 +51,7 @@ class OwnedField(object):
         self.ignore = tuple(ignore)
 
     def __repr__(self):
-        return "OwnedField(%s=%r)" % (field_name(self.path), self.value)
+        return f"OwnedField({field_name(self.path)}={self.value!r})"
 
 
 def get_path(obj, path):
@@ -75,18 +75,22 @@ def field_name(path):
         if _PLAIN_KEY.match(token):
             text += ("." if text else "") + token
         else:
-            text += '["%s"]' % token
+            text += f'["{token}"]'
     return text
 
 
 def _comparable(value, ignore):
     if ignore and isinstance(value, list):
-        return [dict((k, v) for k, v in entry.items() if k not in ignore) if isinstance(entry, dict) else entry for entry in value]
+        return [
+            dict((k, v) for k, v in entry.items() if k not in ignore) if isinstance(entry, dict) else entry
+            for entry in value
+        ]
     return value
 
 
 def same(live, desired, ignore=()):
-    """Whether a live value equals the desired one (ABSENT equals only ABSENT; ignored keys of list entries left out)."""
+    """Whether a live value equals the desired one (ABSENT equals only ABSENT; ignored keys of list entries left
+    out)."""
     if live is ABSENT or desired is ABSENT:
         return live is desired
     return _comparable(live, ignore) == _comparable(desired, ignore)
@@ -96,7 +100,9 @@ def _carry_over(desired, live, ignore):
     """The desired list, each entry completed with the ignored keys of the live entry of the same name."""
     if not ignore or not isinstance(desired, list) or not isinstance(live, list):
         return copy.deepcopy(desired)
-    by_name = dict((entry.get("name"), entry) for entry in live if isinstance(entry, dict) and entry.get("name") is not None)
+    by_name = dict(
+        (entry.get("name"), entry) for entry in live if isinstance(entry, dict) and entry.get("name") is not None
+    )
     merged = []
     for entry in desired:
         entry = copy.deepcopy(entry)
@@ -130,7 +136,7 @@ def _remove(obj, path):
         node.pop(path[-1], None)
 
 
-class Change(object):
+class Change:
     """One owned field that differs: its path, the live value and the desired one (ABSENT for either side)."""
 
     __slots__ = ("path", "before", "after")
@@ -153,7 +159,7 @@ class Change(object):
         return "changed"
 
     def __repr__(self):
-        return "Change(%s %s)" % (self.name, self.action)
+        return f"Change({self.name} {self.action})"
 
 
 def diff(live, fields):
@@ -179,11 +185,13 @@ def diff(live, fields):
             # The deepest existing parent gets the missing part; a non-object in the way is replaced by `add`.
             depth = 0
             node = scratch
-            while depth < len(field.path) - 1 and isinstance(node, dict) and isinstance(node.get(field.path[depth]), dict):
+            while (
+                depth < len(field.path) - 1 and isinstance(node, dict) and isinstance(node.get(field.path[depth]), dict)
+            ):
                 node = node[field.path[depth]]
                 depth += 1
-            value = _nest(field.path[depth + 1:], copy.deepcopy(after))
-            ops.append({"op": "add", "path": json_pointer(*field.path[:depth + 1]), "value": value})
+            value = _nest(field.path[depth + 1 :], copy.deepcopy(after))
+            ops.append({"op": "add", "path": json_pointer(*field.path[: depth + 1]), "value": value})
             _set(scratch, field.path, copy.deepcopy(after))
         else:
             value = _carry_over(after, before, field.ignore)
@@ -230,17 +238,17 @@ def redact(path, value):
         if isinstance(value, dict):
             return dict((key, redact(path + (key,), item)) for key, item in value.items())
         text = value if isinstance(value, str) else repr(value)
-        return "<%d bytes, sha256 %s>" % (len(text), hashlib.sha256(text.encode("utf-8")).hexdigest()[:12])
+        return f"<{len(text)} bytes, sha256 {hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}>"
     return copy.deepcopy(value)
 
 
 def describe(change):
     """One change for a summary line: 'spec.template.spec.domain.cpu.cores 2 -> 1', '... removed', '... added'."""
     if change.action == "removed":
-        return "%s removed" % change.name
+        return f"{change.name} removed"
     if change.action == "added":
-        return "%s added" % change.name
+        return f"{change.name} added"
     before, after = redact(change.path, change.before), redact(change.path, change.after)
     if isinstance(before, (dict, list)) or isinstance(after, (dict, list)):
-        return "%s changed" % change.name
-    return "%s %s -> %s" % (change.name, before, after)
+        return f"{change.name} changed"
+    return f"{change.name} {before} -> {after}"

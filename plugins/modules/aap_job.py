@@ -254,7 +254,8 @@ jobs:
   returned: when O(state=found)
   type: list
   elements: dict
-  sample: [{"id": 7265, "status": "running", "state": "Running", "envelope": "ansible_eda.event.payload", "template_type": "job"}]
+  sample: [{"id": 7265, "status": "running", "state": "Running", "envelope": "ansible_eda.event.payload",
+            "template_type": "job"}]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -274,7 +275,7 @@ def fail(module, client, error, action, **result):
     """Fail with the controller's answer; messages never hold credentials (the client redacts them)."""
     if isinstance(error, JobTimeout) and error.job:
         result.update(client.describe(error.job, module.params["template_type"]))
-    module.fail_json(msg="%s: %s" % (action, error.message), api_error=error.to_dict(), **result)
+    module.fail_json(msg=f"{action}: {error.message}", api_error=error.to_dict(), **result)
 
 
 def launched(module, client):
@@ -283,17 +284,30 @@ def launched(module, client):
     template = client.find_template(params["name"], params["organization"], kind)
     facts = {"template": template_facts(client, template, kind)}
     if module.check_mode:
-        module.exit_json(changed=True, id=None, msg="would launch %s %s" % (template.get("type"), template.get("name")), **facts)
+        module.exit_json(
+            changed=True, id=None, msg="would launch {} {}".format(template.get("type"), template.get("name")), **facts
+        )
     job = client.launch(template, params["extra_vars"], kind)
     facts["ignored_fields"] = job.get("ignored_fields") or {}
     if params["wait"]:
         try:
             job = client.wait(job["id"], kind, timeout=params["timeout"], interval=params["interval"])
         except ControllerError as error:
-            fail(module, client, error, "job %s was launched but cannot be followed" % job["id"], changed=True, **facts)
+            fail(
+                module,
+                client,
+                error,
+                "job {} was launched but cannot be followed".format(job["id"]),
+                changed=True,
+                **facts,
+            )
     facts.update(client.describe(job, kind))
     if params["wait"] and facts["state"] != "Succeeded":
-        module.fail_json(msg="job %s of %s ended %s" % (facts["id"], template.get("name"), facts["status"]), changed=True, **facts)
+        module.fail_json(
+            msg="job {} of {} ended {}".format(facts["id"], template.get("name"), facts["status"]),
+            changed=True,
+            **facts,
+        )
     module.exit_json(changed=True, **facts)
 
 
@@ -303,14 +317,18 @@ def canceled(module, client):
     if module.check_mode:
         job = client.get_job(params["job_id"], kind)
         active = job.get("status") not in TERMINAL_STATUSES
-        module.exit_json(changed=active, cancel_requested=active, already_finished=not active, **client.describe(job, kind))
+        module.exit_json(
+            changed=active, cancel_requested=active, already_finished=not active, **client.describe(job, kind)
+        )
     # POST first: asking is what decides, and a 405 is the controller saying the job is already done.
     requested = client.cancel(params["job_id"], kind)
     if params["wait"]:
         job = client.wait(params["job_id"], kind, timeout=params["timeout"], interval=params["interval"])
     else:
         job = client.get_job(params["job_id"], kind)
-    module.exit_json(changed=requested, cancel_requested=requested, already_finished=not requested, **client.describe(job, kind))
+    module.exit_json(
+        changed=requested, cancel_requested=requested, already_finished=not requested, **client.describe(job, kind)
+    )
 
 
 def read(module, client):
@@ -326,14 +344,16 @@ def found(module, client):
         try:
             identity = identify(params["payload"])
         except EnvelopeError as exc:
-            module.fail_json(msg="payload: %s" % exc)
+            module.fail_json(msg=f"payload: {exc}")
         instance = {"uid": identity.uid, "name": identity.name, "namespace": identity.namespace}
     if kind == "any":
         template, kind = client.find_template_any(params["name"], params["organization"])
     else:
         template = client.find_template(params["name"], params["organization"], kind)
     jobs = []
-    for job, identity in client.find_jobs(template, uid=instance["uid"], name=instance["name"], namespace=instance["namespace"], template_type=kind):
+    for job, identity in client.find_jobs(
+        template, uid=instance["uid"], name=instance["name"], namespace=instance["namespace"], template_type=kind
+    ):
         facts = client.describe(job, kind)
         facts.update(envelope=identity.source, template_type=kind)
         jobs.append(facts)

@@ -23,7 +23,8 @@ description:
   - Our finalizer (C(<api group>/computeinstance-aap)) on a ComputeInstance being deleted, when no job of
     O(templates) is running or queued for it, none of its VM objects is left and its Lease is free. The removal
     takes the instance's Lease as a job would, checks everything again, and removes only that finalizer, testing the
-    instance's uid. The operator's own finalizer is never touched. This needs O(controller_host), since without the controller
+    instance's uid. The operator's own finalizer is never touched. This needs O(controller_host), since without the
+    controller
     there is no knowing whether a deprovision job is queued, and the finalizer is kept.
   - With O(cancel_jobs=true), active jobs of O(templates) whose ComputeInstance no longer exists are canceled.
   - Every removal is reported with its reason and evidence, and recorded as an Event on the ComputeInstance when it
@@ -147,7 +148,7 @@ NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 def _label(action):
     target = action["target"]
     if action["action"] == "remove_finalizer":
-        return "%s finalizer %s" % (describe_ref(target), target["finalizer"])
+        return "{} finalizer {}".format(describe_ref(target), target["finalizer"])
     return describe_ref(target)
 
 
@@ -156,7 +157,11 @@ def main():
         "apply": {"type": "bool", "default": False},
         "api_group": {"type": "str", "default": DEFAULT_API_GROUP, "fallback": (env_fallback, ["CLOUDKIT_API_GROUP"])},
         "namespaces": {"type": "list", "elements": "str", "default": []},
-        "templates": {"type": "list", "elements": "str", "default": ["innabox-create-compute-instance", "innabox-delete-compute-instance"]},
+        "templates": {
+            "type": "list",
+            "elements": "str",
+            "default": ["innabox-create-compute-instance", "innabox-delete-compute-instance"],
+        },
         "organization": {"type": "str"},
         "cancel_jobs": {"type": "bool", "default": False},
     }
@@ -166,23 +171,37 @@ def main():
     names = module.names(params["api_group"])
     bad = [namespace for namespace in params["namespaces"] if not NAMESPACE_RE.match(namespace or "")]
     if bad:
-        module.fail_json(msg="namespaces: %s %s not a namespace name (a DNS label such as tenant-acme)" % (
-            ", ".join(repr(n) for n in bad), "is" if len(bad) == 1 else "are"))
+        module.fail_json(
+            msg="namespaces: {} {} not a namespace name (a DNS label such as tenant-acme)".format(
+                ", ".join(repr(n) for n in bad), "is" if len(bad) == 1 else "are"
+            )
+        )
     if params["cancel_jobs"] and not params["controller_host"]:
         module.fail_json(msg="cancel_jobs needs controller_host: jobs are canceled in the controller")
     try:
         controller = client_from_kube_module_params(params)
     except ValueError as exc:
-        module.fail_json(msg="controller_host: %s" % exc)
+        module.fail_json(msg=f"controller_host: {exc}")
     apply = params["apply"] and not module.check_mode
-    cleanup = Cleanup(module.client, names, controller=controller, controller_host=params["controller_host"], templates=params["templates"],
-                      organization=params["organization"], namespaces=params["namespaces"], cancel_jobs=params["cancel_jobs"], apply=apply)
+    cleanup = Cleanup(
+        module.client,
+        names,
+        controller=controller,
+        controller_host=params["controller_host"],
+        templates=params["templates"],
+        organization=params["organization"],
+        namespaces=params["namespaces"],
+        cancel_jobs=params["cancel_jobs"],
+        apply=apply,
+    )
     try:
         report = cleanup.run()
     except KubeError as error:
         module.fail_api(error, "cannot look for leftovers", **cleanup.report())
     except ControllerError as error:
-        module.fail_json(msg="cannot ask the controller about jobs: %s" % error.message, api_error=error.to_dict(), **cleanup.report())
+        module.fail_json(
+            msg=f"cannot ask the controller about jobs: {error.message}", api_error=error.to_dict(), **cleanup.report()
+        )
     for warning in report.pop("warnings"):  # what could not be checked: a template not found, an Event not recorded
         module.warn(warning)
     removed = [a for a in report["actions"] if a["done"]] if apply else report["actions"]
@@ -191,7 +210,10 @@ def main():
         result["diff"] = {"before": "\n".join(sorted(_label(a) for a in removed)) + "\n", "after": ""}
     failed = [a for a in report["actions"] if apply and not a["done"] and a["outcome"].startswith("failed")]
     if failed:
-        module.fail_json(msg="%d removal(s) failed: %s" % (len(failed), "; ".join("%s: %s" % (_label(a), a["outcome"]) for a in failed)), **result)
+        module.fail_json(
+            msg=f"{len(failed)} removal(s) failed: {'; '.join(_label(a) + ': ' + a['outcome'] for a in failed)}",
+            **result,
+        )
     module.exit_json(**result)
 
 

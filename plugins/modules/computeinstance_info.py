@@ -81,7 +81,8 @@ identity:
   description: Which instance was asked for, and from which envelope.
   returned: always
   type: dict
-  sample: {name: vm1, namespace: tenants, uid: 5b0f..., api_group: cloudkit.openshift.io, source: ansible_eda.event.payload}
+  sample: {name: vm1, namespace: tenants, uid: 5b0f..., api_group: cloudkit.openshift.io,
+           source: ansible_eda.event.payload}
 instance:
   description: The live object.
   returned: when RV(exists)
@@ -90,7 +91,8 @@ names:
   description: Every contract name for the API group in use (finalizer, annotations, labels, ...).
   returned: always
   type: dict
-  sample: {finalizer: cloudkit.openshift.io/computeinstance-aap, reconciled_config_version_annotation: cloudkit.openshift.io/reconciled-config-version}
+  sample: {finalizer: cloudkit.openshift.io/computeinstance-aap,
+           reconciled_config_version_annotation: cloudkit.openshift.io/reconciled-config-version}
 api_group:
   description: The API group in use.
   returned: always
@@ -160,7 +162,8 @@ parameters:
   description: The validated VM parameters (typed spec fields over templateParameters over defaults); null when invalid.
   returned: when RV(exists)
   type: dict
-  sample: {cores: 2, memory: 2Gi, disk_size: 10Gi, image: quay.io/containerdisks/fedora:40, exposed_ports: [{port: 22, protocol: TCP}]}
+  sample: {cores: 2, memory: 2Gi, disk_size: 10Gi, image: quay.io/containerdisks/fedora:40,
+           exposed_ports: [{port: 22, protocol: TCP}]}
 problems:
   description: Everything wrong with the template, the parameters or the Tenant, each naming its field.
   returned: when RV(exists)
@@ -177,10 +180,18 @@ target_namespace_source:
   choices: [tenant, virtualMachineReference, labels]
 """
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import DEFAULT_ALLOWED_TEMPLATES, ComputeInstance, assess
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import (
+    DEFAULT_ALLOWED_TEMPLATES,
+    ComputeInstance,
+    assess,
+)
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import contract_resources
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import (
+    INSTANCE_CONSTRAINTS,
+    INSTANCE_SPEC,
+    KubeModule,
+)
 
 
 def main():
@@ -204,11 +215,25 @@ def main():
     result.update(instance.facts())
     result.update(exists=True, instance=live)
     try:
-        result.update(assess(client, instance, tenant_resource, vm_resource, params["allowed_templates"], params["purpose"] == "deprovision"))
+        result.update(
+            assess(
+                client,
+                instance,
+                tenant_resource,
+                vm_resource,
+                params["allowed_templates"],
+                params["purpose"] == "deprovision",
+            )
+        )
     except KubeError as error:
-        module.fail_api(error, "cannot resolve the namespace of ComputeInstance %s/%s" % (instance.namespace, instance.name))
+        module.fail_api(error, f"cannot resolve the namespace of ComputeInstance {instance.namespace}/{instance.name}")
     if params["purpose"] == "provision" and result["problems"]:
-        module.fail_json(msg="ComputeInstance %s/%s cannot be provisioned: %s" % (instance.namespace, instance.name, "; ".join(result["problems"])), **result)
+        module.fail_json(
+            msg="ComputeInstance {}/{} cannot be provisioned: {}".format(
+                instance.namespace, instance.name, "; ".join(result["problems"])
+            ),
+            **result,
+        )
     module.exit_json(**result)
 
 

@@ -114,7 +114,7 @@ def main():
     )
     params = module.params
     client = module.client
-    target = "%s %s" % (params["kind"], "/".join(p for p in (params["namespace"], params["name"]) if p))
+    target = "{} {}".format(params["kind"], "/".join(p for p in (params["namespace"], params["name"]) if p))
     try:
         resource = client.resource(params["api_version"], params["kind"])
         result = set_finalizer(client, resource, params["name"], params["namespace"], params["finalizer"],
@@ -122,7 +122,12 @@ def main():
     except BeingDeleted as exc:
         module.fail_json(msg=str(exc), exists=True)
     except KubeError as error:
-        module.fail_api(error, "cannot %s finalizer %s on %s" % ("add" if params["state"] == "present" else "remove", params["finalizer"], target))
+        module.fail_api(
+            error,
+            "cannot {} finalizer {} on {}".format(
+                "add" if params["state"] == "present" else "remove", params["finalizer"], target
+            ),
+        )
     before = result.pop("before")
     result.pop("live")  # the whole object: not this module's business to return
     if result["changed"] and module._diff:

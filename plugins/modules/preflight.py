@@ -8,7 +8,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: preflight
-short_description: Check the EDA endpoint, the CRD group, the job templates and the jobs' permissions of a cloudkit setup
+short_description: Check the EDA endpoint, CRD group, job templates and jobs' permissions of a cloudkit setup
 version_added: 0.1.0
 description:
   - Checks, against the cluster and the automation controller, what upstream got wrong, and reports every
@@ -20,8 +20,10 @@ description:
   - The job templates exist in the controller, when O(controller_host) is given.
   - With O(check_operator), the running operator's own configuration, read from the environment of its Deployment's
     containers (plain values, C(valueFrom) Secret and ConfigMap keys, C(envFrom)). Which provider it selects
-    (C(CLOUDKIT_PROVISIONING_PROVIDER), V(eda) or V(aap)) and whether that provider's settings are complete. For EDA, both
-    webhook variables go through the webhook checks above. For AAP Direct, the controller at C(CLOUDKIT_AAP_URL) answers,
+    (C(CLOUDKIT_PROVISIONING_PROVIDER), V(eda) or V(aap)) and whether that provider's settings are complete. For EDA,
+    both
+    webhook variables go through the webhook checks above. For AAP Direct, the controller at C(CLOUDKIT_AAP_URL)
+    answers,
     the token the operator reads (from its Secret) authenticates, and its provision and deprovision templates exist in
     O(organization) and prompt for variables on launch. The later operator's C(OSAC_*) names are read the same way, and
     the variable prefix must match O(api_group) (C(CLOUDKIT_*) goes with C(cloudkit.openshift.io), C(OSAC_*) with
@@ -44,7 +46,9 @@ attributes:
     description: Nothing is written.
 options:
   webhook_urls:
-    description: The operator's create and delete webhook URLs (its C(*_COMPUTE_INSTANCE_CREATE_WEBHOOK) and C(*_DELETE_WEBHOOK)).
+    description:
+      - The operator's create and delete webhook URLs (its C(*_COMPUTE_INSTANCE_CREATE_WEBHOOK) and
+        C(*_DELETE_WEBHOOK)).
     type: list
     elements: str
     default: []
@@ -80,7 +84,9 @@ options:
     elements: str
     default: []
   target_namespaces:
-    description: Namespaces of the VM objects (the Tenants' namespaces) whose permissions are checked; empty means all namespaces.
+    description:
+      - Namespaces of the VM objects (the Tenants' namespaces) whose permissions are checked; empty means all
+        namespaces.
     type: list
     elements: str
     default: []
@@ -173,8 +179,16 @@ def main():
         "webhook_urls": {"type": "list", "elements": "str", "default": []},
         "webhook_namespace": {"type": "str"},
         "aap_instance": {"type": "str", "default": "innabox-aap"},
-        "api_group": {"type": "str", "default": "cloudkit.openshift.io", "fallback": (env_fallback, ["CLOUDKIT_API_GROUP"])},
-        "job_templates": {"type": "list", "elements": "str", "default": ["innabox-create-compute-instance", "innabox-delete-compute-instance"]},
+        "api_group": {
+            "type": "str",
+            "default": "cloudkit.openshift.io",
+            "fallback": (env_fallback, ["CLOUDKIT_API_GROUP"]),
+        },
+        "job_templates": {
+            "type": "list",
+            "elements": "str",
+            "default": ["innabox-create-compute-instance", "innabox-delete-compute-instance"],
+        },
         "organization": {"type": "str", "default": "innabox"},
         "fail_on_problems": {"type": "bool", "default": True},
         "check_operator": {"type": "bool", "default": False},
@@ -193,15 +207,30 @@ def main():
     facts = {}
     try:
         for url in dict.fromkeys(u for u in params["webhook_urls"] if u):
-            findings.extend(check_webhook(client, url, params["webhook_namespace"], "%s-eda-api" % params["aap_instance"]))
+            findings.extend(
+                check_webhook(client, url, params["webhook_namespace"], "{}-eda-api".format(params["aap_instance"]))
+            )
         findings.extend(check_crd(client, params["api_group"]))
         if params["check_permissions"]:
-            findings.extend(check_permissions(client, params["api_group"], params["instance_namespaces"], params["target_namespaces"]))
+            findings.extend(
+                check_permissions(
+                    client, params["api_group"], params["instance_namespaces"], params["target_namespaces"]
+                )
+            )
         if params["check_operator"]:
             operator_findings, facts["operator"] = check_operator(
-                client, params["operator_namespace"], params["operator_deployment"], params["api_group"], params["webhook_namespace"],
-                "%s-eda-api" % params["aap_instance"], params["organization"], params["job_templates"],
-                lambda url, token: ControllerClient(url, token=token, validate_certs=params["controller_validate_certs"]))
+                client,
+                params["operator_namespace"],
+                params["operator_deployment"],
+                params["api_group"],
+                params["webhook_namespace"],
+                "{}-eda-api".format(params["aap_instance"]),
+                params["organization"],
+                params["job_templates"],
+                lambda url, token: ControllerClient(
+                    url, token=token, validate_certs=params["controller_validate_certs"]
+                ),
+            )
             findings.extend(operator_findings)
     except KubeError as error:
         module.fail_api(error, "cannot check the cluster", findings=findings)
@@ -210,11 +239,24 @@ def main():
             controller = client_from_kube_module_params(params)
             findings.extend(check_templates(controller, params["job_templates"], params["organization"]))
         except (ControllerError, ValueError) as error:
-            findings.append(finding("controller", params["controller_host"], getattr(error, "message", str(error)),
-                                    "check controller_host and its credentials"))
-    problems = ["%s %s: %s. Fix: %s" % (f["check"], f["target"], f["problem"], f["fix"]) for f in findings if not f["ok"]]
+            findings.append(
+                finding(
+                    "controller",
+                    params["controller_host"],
+                    getattr(error, "message", str(error)),
+                    "check controller_host and its credentials",
+                )
+            )
+    problems = [
+        "{} {}: {}. Fix: {}".format(f["check"], f["target"], f["problem"], f["fix"]) for f in findings if not f["ok"]
+    ]
     if problems and params["fail_on_problems"]:
-        module.fail_json(msg="%d problem(s): %s" % (len(problems), " | ".join(problems)), findings=findings, problems=problems, **facts)
+        module.fail_json(
+            msg=f"{len(problems)} problem(s): {' | '.join(problems)}",
+            findings=findings,
+            problems=problems,
+            **facts,
+        )
     module.exit_json(changed=False, findings=findings, problems=problems, **facts)
 
 

@@ -426,7 +426,6 @@ def test_list_pagination(api_client, namespace):
 
 # ----------------------------------------------------------------------------- other kinds
 def test_lease_and_event_and_storage_class(api_client, namespace):
-    coord = client.CoordinationV1Api(api_client)
     path = f'/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases'
     # Plain JSON: the client's own models would send renewTime as Python's isoformat, which kube-apiserver refuses (below).
     status, lease = raw(api_client, 'POST', path, body={'metadata': {'name': 'lock'}, 'spec': {

@@ -801,7 +801,7 @@ def test_stalled_provision_that_lost_its_lease_fails_and_writes_nothing(own_stac
     the Lease to a delete that deprovisions meanwhile; once resumed it keeps writing (its failure status, the
     Lease) and does not report `lock lost`."""
     stack = own_stack(ready_delay=120)
-    server, api_client, operator = stack.server, stack.api_client, stack.operator
+    server, operator = stack.server, stack.operator
     instance = operator.create(stack.namespace, "stalled", {})
     uid = instance["metadata"]["uid"]
     create_id, delete_id = new_job_id(), new_job_id()

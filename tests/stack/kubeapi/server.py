@@ -913,7 +913,7 @@ class KubeAPI:
         return ResourceType(
             spec['group'], version['name'], names['kind'], names['plural'], names.get('singular') or names['kind'].lower(),
             spec['scope'] == 'Namespaced', list(names.get('shortNames') or []), list(names.get('categories') or []),
-            status_subresource='status' in ((version.get('subresources') or {})), has_generation=True, schema=schema,
+            status_subresource='status' in (version.get('subresources') or {}), has_generation=True, schema=schema,
             field_selectors=COMMON_FIELDS)
 
     # --------------------------------------------------------------- watch

@@ -262,7 +262,7 @@ class KubeVirtController:
     def _owner_gone(self, obj: dict) -> bool:
         """True when every VM owner of ``obj`` is gone (the cache may lag, so a miss is confirmed by a GET), like the garbage collector."""
         owners = model.vm_owners(obj)
-        if not owners or len(owners) != len((obj['metadata'].get('ownerReferences') or [])):
+        if not owners or len(owners) != len(obj['metadata'].get('ownerReferences') or []):
             return False
         namespace = obj['metadata']['namespace']
         for owner in owners:

@@ -177,7 +177,7 @@ def pvc_for(dv: dict, class_name: str | None) -> dict:
     meta = dv['metadata']
     storage = dv_storage(dv)
     spec = {'accessModes': list(storage.get('accessModes') or ['ReadWriteOnce']),
-            'resources': {'requests': dict(((storage.get('resources') or {}).get('requests') or {}))},
+            'resources': {'requests': dict((storage.get('resources') or {}).get('requests') or {})},
             'volumeMode': storage.get('volumeMode') or 'Filesystem'}
     if class_name:
         spec['storageClassName'] = class_name

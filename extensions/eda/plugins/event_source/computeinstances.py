@@ -33,7 +33,8 @@ description:
     the queue per action the Ansible side has to take, decided exactly as the collection's playbooks decide it
     (C(ComputeInstance.needed_action()) in C(plugins/module_utils/computeinstance.py)).
   - C(provision) when C(status.desiredConfigVersion) differs from the C(<group>/reconciled-config-version) annotation
-    and the instance is not being deleted; C(deprovision) when it is being deleted and the C(<group>/computeinstance-aap)
+    and the instance is not being deleted; C(deprovision) when it is being deleted and the
+    C(<group>/computeinstance-aap)
     finalizer is present. Instances whose C(<group>/management-state) annotation is C(manual) or C(unmanaged), and
     instances that need nothing (for example the annotation catching up after a provision), emit nothing.
   - Each action is emitted once per instance uid and desired config version (provision) or deletion timestamp
@@ -217,8 +218,11 @@ def _make_collection_importable():
                 sys.path.append(base)
             importlib.invalidate_caches()
             return
-    for name, location in (("ansible_collections", None), ("ansible_collections.cloudkit", None),
-                           ("ansible_collections.cloudkit.provisioning", roots[0])):
+    for name, location in (
+        ("ansible_collections", None),
+        ("ansible_collections.cloudkit", None),
+        ("ansible_collections.cloudkit.provisioning", roots[0]),
+    ):
         if name in sys.modules:
             continue
         if location is None:
@@ -237,8 +241,10 @@ def _make_collection_importable():
 
 
 def _load_module_utils():
-    return [importlib.import_module("ansible_collections.cloudkit.provisioning.plugins.module_utils." + name)
-            for name in ("computeinstance", "kube", "kube_errors", "kube_resources", "kubeconfig", "names", "retry")]
+    return [
+        importlib.import_module("ansible_collections.cloudkit.provisioning.plugins.module_utils." + name)
+        for name in ("computeinstance", "kube", "kube_errors", "kube_resources", "kubeconfig", "names", "retry")
+    ]
 
 
 def _import_module_utils():
@@ -340,7 +346,9 @@ class Settings:
         for error in result.errors.errors:
             if isinstance(error, UnsupportedError):
                 known = ", ".join(sorted(spec))
-                problems.append(f"unknown argument(s): {', '.join(sorted(result.unsupported_parameters))}; known: {known}")
+                problems.append(
+                    f"unknown argument(s): {', '.join(sorted(result.unsupported_parameters))}; known: {known}"
+                )
             else:
                 problems.append(error.msg)
         if problems:
@@ -394,7 +402,7 @@ def _integer_version(value):
         return None
 
 
-class _Seen(object):
+class _Seen:
     """What is remembered of one instance uid."""
 
     __slots__ = ("namespace", "name", "resource_version", "emitted")
@@ -406,7 +414,7 @@ class _Seen(object):
         self.emitted = None
 
 
-class InstanceTracker(object):
+class InstanceTracker:
     """Decides which events to emit for each observed state, emitting each needed action once.
 
     The action comes from ComputeInstance.needed_action(); an action is keyed
@@ -445,7 +453,10 @@ class InstanceTracker(object):
         if action == "none":
             seen.emitted = None
             return instance, None, True
-        key = (action, instance.metadata.get("deletionTimestamp") if action == "deprovision" else instance.desired_config_version)
+        key = (
+            action,
+            instance.metadata.get("deletionTimestamp") if action == "deprovision" else instance.desired_config_version,
+        )
         if seen.emitted == key:
             return instance, None, True
         seen.emitted = key
@@ -457,12 +468,24 @@ class InstanceTracker(object):
 
     def prune(self, namespace, keep):
         """Forget the uids of `namespace` (None: all) that a relist did not return; returns their identities."""
-        gone = [uid for uid, seen in self._seen.items() if (namespace is None or seen.namespace == namespace) and uid not in keep]
+        gone = [
+            uid
+            for uid, seen in self._seen.items()
+            if (namespace is None or seen.namespace == namespace) and uid not in keep
+        ]
         identities = []
         for uid in gone:
             seen = self._seen.pop(uid)
-            identities.append({"namespace": seen.namespace, "name": seen.name, "uid": uid, "resource_version": seen.resource_version,
-                               "desired_config_version": None, "api_group": self.names.api_group})
+            identities.append(
+                {
+                    "namespace": seen.namespace,
+                    "name": seen.name,
+                    "uid": uid,
+                    "resource_version": seen.resource_version,
+                    "desired_config_version": None,
+                    "api_group": self.names.api_group,
+                }
+            )
         return identities
 
 
@@ -474,7 +497,9 @@ class _Connection:
         self.settings = settings
         self.ssl = kube.ssl_context(configuration)
         self.proxy = kubeconfig.proxy_for(configuration)
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ssl if self.ssl is not None else False))
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self.ssl if self.ssl is not None else False)
+        )
 
     async def close(self):
         await self.session.close()
@@ -484,8 +509,14 @@ class _Connection:
         # request_headers() also runs a kubeconfig token-refresh hook, hence per request and off the loop.
         headers = await asyncio.to_thread(kube.request_headers, self.configuration)
         query = {key: value for key, value in query.items() if value is not None}
-        response = await self.session.get(self.configuration.host + path, params=query, headers=headers, timeout=timeout,
-                                          proxy=self.proxy, server_hostname=self.configuration.tls_server_name or None)
+        response = await self.session.get(
+            self.configuration.host + path,
+            params=query,
+            headers=headers,
+            timeout=timeout,
+            proxy=self.proxy,
+            server_hostname=self.configuration.tls_server_name or None,
+        )
         if response.status >= 400:
             try:
                 data = await response.read()
@@ -503,7 +534,9 @@ class ComputeInstanceSource:
         self.settings = settings
         self.tracker = InstanceTracker(settings.names)
         self.resource = kube_resources.contract_resources(settings.names)[0]
-        self.retry = retry.Retry(attempts=1, base_delay=settings.reconnect_delay, max_delay=settings.reconnect_max_delay)
+        self.retry = retry.Retry(
+            attempts=1, base_delay=settings.reconnect_delay, max_delay=settings.reconnect_max_delay
+        )
         self.connection = None
         self.versions = dict((scope, None) for scope in settings.namespaces)
         self.connected = dict((scope or "", False) for scope in settings.namespaces)
@@ -529,14 +562,18 @@ class ComputeInstanceSource:
     async def _heartbeat(self):
         while True:
             await asyncio.sleep(self.settings.heartbeat)
-            await self.queue.put({"heartbeat": {
-                "time": datetime.now(timezone.utc).isoformat(),
-                "api_group": self.settings.names.api_group,
-                "namespaces": [scope for scope in self.settings.namespaces if scope] or None,
-                "instances": len(self.tracker),
-                "connected": dict(self.connected),
-                "resource_versions": dict((scope or "", version) for scope, version in self.versions.items()),
-            }})
+            await self.queue.put(
+                {
+                    "heartbeat": {
+                        "time": datetime.now(timezone.utc).isoformat(),
+                        "api_group": self.settings.names.api_group,
+                        "namespaces": [scope for scope in self.settings.namespaces if scope] or None,
+                        "instances": len(self.tracker),
+                        "connected": dict(self.connected),
+                        "resource_versions": dict((scope or "", version) for scope, version in self.versions.items()),
+                    }
+                }
+            )
 
     async def _scope(self, namespace):
         """List, then watch from the list's resourceVersion; relist on 410, back off after errors."""
@@ -553,19 +590,23 @@ class ComputeInstanceSource:
                 LOG.info("watch of ComputeInstances in %s expired (%s); relisting", label, exc.message)
                 self.versions[namespace] = None
             except (kube_errors.Unauthorized, kube_errors.Forbidden) as exc:
-                raise RuntimeError("ComputeInstances in %s: %s (HTTP %s)" % (label, exc.message, exc.status)) from exc
+                raise RuntimeError(f"ComputeInstances in {label}: {exc.message} (HTTP {exc.status})") from exc
             except (kube_errors.KubeError, aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
                 # A watch that was streaming counts as a fresh start: a server cutting
                 # long streams now and then must not push the backoff up.
                 failures = 1 if self.received[namespace] > received else failures + 1
                 self.connected[namespace or ""] = False
                 delay = self.retry.delay(failures)
-                LOG.warning("ComputeInstances in %s: %s: %s; reconnecting in %.1fs", label, type(exc).__name__, exc or "", delay)
+                LOG.warning(
+                    "ComputeInstances in %s: %s: %s; reconnecting in %.1fs", label, type(exc).__name__, exc or "", delay
+                )
                 await asyncio.sleep(delay)
 
     async def _relist(self, namespace):
         query = {"labelSelector": self.settings.label_selector, "limit": self.settings.page_size}
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.request_timeout, sock_read=self.settings.request_timeout)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.settings.request_timeout, sock_read=self.settings.request_timeout
+        )
         keep = set()
         version = None
         while True:
@@ -601,8 +642,11 @@ class ComputeInstanceSource:
             "timeoutSeconds": self.settings.watch_timeout,
             "allowWatchBookmarks": "true",
         }
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.request_timeout,
-                                        sock_read=self.settings.watch_timeout + self.settings.request_timeout)
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self.settings.request_timeout,
+            sock_read=self.settings.watch_timeout + self.settings.request_timeout,
+        )
         response = await self.connection.get(self.resource.path(namespace), query, timeout)
         self.connected[namespace or ""] = True
         try:

@@ -52,7 +52,7 @@ class FakeClient:
             try:
                 updated = jsonpatch.apply_patch(live, patch)
             except (jsonpatch.JsonPatchTestFailed, jsonpatch.JsonPatchConflict) as exc:
-                raise kube_errors.Invalid("the server rejected our request: %s" % exc, status=422, reason="Invalid")
+                raise kube_errors.Invalid("the server rejected our request: %s" % exc, status=422, reason="Invalid") from exc
         else:
             expected = (patch.get("metadata") or {}).get("resourceVersion")
             if expected and expected != live["metadata"]["resourceVersion"]:

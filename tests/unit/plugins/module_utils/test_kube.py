@@ -696,7 +696,7 @@ def test_module_asks_for_the_kubernetes_client_only_for_exec_users(monkeypatch, 
         assert module.client.host == "http://127.0.0.1:1"
         return
     with pytest.raises(Failed) as failed:
-        module.client  # pylint: disable=pointless-statement
+        module.client  # noqa: B018  # pylint: disable=pointless-statement
     result = failed.value.args[0]
     assert "kubernetes" in result["msg"] and "exec or auth-provider" in result["msg"]
     assert "cannot configure" not in result["msg"], "reported as a missing library, not a configuration error"
@@ -729,7 +729,7 @@ def test_a_wrong_kubeconfig_path_is_named_and_its_content_stays_masked(tmp_path,
         module = KubeModule({})
     monkeypatch.setattr(module, "fail_json", fail_json)
     with pytest.raises(Failed) as failed:
-        module.client  # pylint: disable=pointless-statement
+        module.client  # noqa: B018  # pylint: disable=pointless-statement
     shown = remove_values(failed.value.args[0], module.no_log_values)  # what fail_json prints
     assert "No configuration found at %s" % wrong in shown["msg"]
 
