@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
+from typing import Any, Optional
 
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -80,7 +82,7 @@ CONTROLLER_ENV = {
 }
 
 
-def controller_argument_spec():
+def controller_argument_spec() -> dict[str, dict[str, Any]]:
     """The connection options with their environment fallbacks, for AnsibleModule."""
     from ansible.module_utils.basic import env_fallback
 
@@ -90,7 +92,7 @@ def controller_argument_spec():
     )
 
 
-def controller_argument_spec_with_kube():
+def controller_argument_spec_with_kube() -> dict[str, dict[str, Any]]:
     """The connection options for a module that also talks to Kubernetes: no aliases, and the controller's
     validate_certs is controller_validate_certs (validate_certs is the Kubernetes API's there)."""
     options = controller_argument_spec()
@@ -103,7 +105,7 @@ def controller_argument_spec_with_kube():
     return spec
 
 
-def client_from_kube_module_params(params, **kwargs):
+def client_from_kube_module_params(params: Mapping[str, Any], **kwargs: Any) -> Optional[ControllerClient]:
     """A ControllerClient from controller_argument_spec_with_kube's options; None when no controller_host is set."""
     if not params.get("controller_host"):
         return None
@@ -117,7 +119,7 @@ def client_from_kube_module_params(params, **kwargs):
     )
 
 
-def client_from_params(params, **kwargs):
+def client_from_params(params: Mapping[str, Any], **kwargs: Any) -> ControllerClient:
     """A ControllerClient from module parameters (controller_argument_spec's options)."""
     return ControllerClient(
         params.get("controller_host"),
@@ -130,12 +132,12 @@ def client_from_params(params, **kwargs):
     )
 
 
-def map_status(status):
+def map_status(status: Optional[str]) -> str:
     """The ComputeInstance job state for an AAP job status (docs/contract.md, Status)."""
     return STATE_BY_STATUS.get(status, "Unknown")
 
 
-def api_root(host):
+def api_root(host: str) -> str:
     """The API root URL (ending in /) for controller_host: its path when it has one, else /api/."""
     if not host or not isinstance(host, str):
         raise ValueError("controller_host is required (or set CONTROLLER_HOST)")
@@ -291,12 +293,12 @@ class ControllerClient:
     # -- plumbing ---------------------------------------------------------------
 
     @property
-    def origin(self):
+    def origin(self) -> str:
         """scheme://host[:port] of the controller."""
         parts = urlsplit(self.root)
         return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
 
-    def url(self, endpoint, query=None):
+    def url(self, endpoint: str, query: Optional[Mapping[str, Any]] = None) -> str:
         """Absolute URL of `endpoint`: relative to ``<API root>v2/``, or an absolute path the API returned."""
         if endpoint.startswith(("http://", "https://")):
             if urlsplit(endpoint).netloc != urlsplit(self.root).netloc:
@@ -313,7 +315,7 @@ class ControllerClient:
             url += ("&" if "?" in url else "?") + urlencode(query)
         return url
 
-    def redact(self, text):
+    def redact(self, text: str) -> str:
         """`text` with any credential of this client replaced."""
         for secret in (self.token, self.password):
             if secret:
@@ -339,7 +341,8 @@ class ControllerClient:
             cls = _ERROR_BY_STATUS.get(status, ServerError if status >= 500 else ControllerError)
         return cls(self.redact(message), status=status, url=url, method=method, detail=detail)
 
-    def request(self, method, endpoint, data=None, query=None, idempotent=None):
+    def request(self, method: str, endpoint: str, data: Any = None, query: Optional[Mapping[str, Any]] = None,
+                idempotent: Optional[bool] = None) -> Any:
         """The decoded JSON answer ({} when empty); raises a ControllerError subclass.
 
         GETs (and writes marked `idempotent`, such as a cancel) are retried on 429, 5xx and no answer,
@@ -403,15 +406,15 @@ class ControllerClient:
                 method=method,
             ) from exc
 
-    def get(self, endpoint, query=None):
+    def get(self, endpoint: str, query: Optional[Mapping[str, Any]] = None) -> Any:
         """GET, decoded."""
         return self.request("GET", endpoint, query=query)
 
-    def post(self, endpoint, data=None, idempotent=False):
+    def post(self, endpoint: str, data: Any = None, idempotent: bool = False) -> Any:
         """POST a JSON body, decoded answer."""
         return self.request("POST", endpoint, data=data if data is not None else {}, idempotent=idempotent)
 
-    def get_all(self, endpoint, query=None):
+    def get_all(self, endpoint: str, query: Optional[Mapping[str, Any]] = None) -> list[dict[str, Any]]:
         """Every item of a list endpoint, following `next` page after page."""
         page = self.get(endpoint, query)
         for _page_number in range(MAX_PAGES):
@@ -424,7 +427,8 @@ class ControllerClient:
 
     # -- templates and jobs -----------------------------------------------------
 
-    def find_template(self, name, organization=None, template_type="job"):
+    def find_template(self, name: str, organization: Optional[str] = None,
+                      template_type: str = "job") -> dict[str, Any]:
         """The job (or workflow job) template called `name`, in `organization` when given.
 
         Scoped by summary_fields.organization.name, like ansible-rulebook; without an
@@ -453,14 +457,15 @@ class ControllerClient:
             )
         return matches[0]
 
-    def find_template_any(self, name, organization=None):
+    def find_template_any(self, name: str, organization: Optional[str] = None) -> tuple[dict[str, Any], str]:
         """(template, template_type): the job template called `name`, else the workflow job template of that name."""
         try:
             return self.find_template(name, organization, "job"), "job"
         except NotFound:
             return self.find_template(name, organization, "workflow"), "workflow"
 
-    def launch(self, template, extra_vars=None, template_type="job"):
+    def launch(self, template: dict[str, Any], extra_vars: Optional[dict[str, Any]] = None,
+               template_type: str = "job") -> dict[str, Any]:
         """Launch a template (as returned by find_template) with extra_vars; returns the new job."""
         kind = KINDS[template_type]
         if extra_vars and not accepts_extra_vars(template):
@@ -478,18 +483,19 @@ class ControllerClient:
             data["extra_vars"] = extra_vars
         return self.post(endpoint, data)
 
-    def job_endpoint(self, job_id, template_type="job"):
+    def job_endpoint(self, job_id: Any, template_type: str = "job") -> str:
         """``jobs/<id>/`` or ``workflow_jobs/<id>/``."""
         return f"{KINDS[template_type]['jobs']}/{int(job_id)}/"
 
-    def get_job(self, job_id, template_type="job"):
+    def get_job(self, job_id: Any, template_type: str = "job") -> dict[str, Any]:
         """One job (detail view: it has result_traceback)."""
         try:
             return self.get(self.job_endpoint(job_id, template_type))
         except NotFound as exc:
             raise _job_not_found(exc, job_id, template_type) from exc
 
-    def wait(self, job_id, template_type="job", timeout=600, interval=1.0, max_interval=10.0):
+    def wait(self, job_id: Any, template_type: str = "job", timeout: float = 600, interval: float = 1.0,
+             max_interval: float = 10.0) -> dict[str, Any]:
         """Poll until the job is terminal (interval growing by half each time, up to max_interval)."""
         deadline = self.clock() + timeout
         delay = max(0.1, interval)
@@ -509,7 +515,7 @@ class ControllerClient:
             self.sleep(min(delay, remaining))
             delay = min(delay * 1.5, max_interval)
 
-    def cancel(self, job_id, template_type="job"):
+    def cancel(self, job_id: Any, template_type: str = "job") -> bool:
         """Ask the controller to cancel a job: True when asked, False when it had already finished (405)."""
         endpoint = self.job_endpoint(job_id, template_type) + "cancel/"
         try:

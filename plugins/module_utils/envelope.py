@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
+from typing import Any, Optional
 
 # (name, path of keys from the extra vars to the object), in order of precedence.
 ENVELOPES = (
@@ -43,7 +45,7 @@ class Identity:
         self.source = source
         self.payload = payload
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "namespace": self.namespace,
@@ -81,7 +83,7 @@ def _dig(extra_vars, keys, name):
     return value or None
 
 
-def identify(extra_vars, api_group=None):
+def identify(extra_vars: Mapping[str, Any], api_group: Optional[str] = None) -> Identity:
     """Identity of the ComputeInstance carried by `extra_vars` (any envelope).
 
     `extra_vars` may also be the ComputeInstance object itself. Several

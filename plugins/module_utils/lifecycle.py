@@ -12,6 +12,7 @@ are not written. Result dicts are the same shape in both directions so playbooks
 from __future__ import annotations
 
 import time
+from typing import Any, Callable, Optional, TypeVar
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.guarded import WaitTimeout, wait_for
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import (
@@ -22,7 +23,12 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors 
 )
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.retry import Retry
 from ansible_collections.cloudkit.provisioning.plugins.module_utils import reconcile
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import parameter_fields
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import (
+    ComputeInstance,
+    parameter_fields,
+)
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import Resource
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import parse_time, rfc3339, utc_now
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import (
     DATA_VOLUME,
@@ -46,6 +52,8 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt imp
 )
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.reconcile import ABSENT, OwnedField
 
+T = TypeVar("T")
+
 # Creates, the stop patch and the deletes of ensure_absent carry no precondition, so nothing they were decided from can
 # be stale: a 409 Conflict is the API server's own update retries running out under contention (KubeVirt's controllers
 # write the same objects). Sending the same write again is safe; failing the job would leave a delete blocked for
@@ -53,7 +61,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.reconcile im
 CONFLICT_RETRY = Retry(attempts=5, base_delay=0.1, max_delay=1.0)
 
 
-def retry_conflicts(write, *args, **kwargs):
+def retry_conflicts(write: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``write(*args, **kwargs)``, sent again (bounded, with jitter) when answered 409 Conflict; AlreadyExists is
     raised."""
     return CONFLICT_RETRY.run(
@@ -181,7 +189,7 @@ class Outcome:
         }
 
 
-def storage_classes_of(client):
+def storage_classes_of(client: Any) -> Optional[list[dict[str, Any]]]:
     """The cluster's StorageClasses, None when this job may not list them (the disks then name no class, CDI picks
     one)."""
     try:
@@ -190,7 +198,7 @@ def storage_classes_of(client):
         return None
 
 
-def storage_class_for(client, explicit):
+def storage_class_for(client: Any, explicit: Optional[str]) -> Optional[str]:
     """The explicit class, else the cluster default (upstream lost it to an env lookup returning '')."""
     if explicit:
         return explicit
@@ -205,7 +213,7 @@ APPLY_KINDS = (SECRET, DATA_VOLUME, VIRTUAL_MACHINE, SERVICE)
 PRUNE_ORDER = (SERVICE, DATA_VOLUME, SECRET)
 
 
-def delete_exactly(client, resource, obj):
+def delete_exactly(client: Any, resource: Resource, obj: dict[str, Any]) -> bool:
     """Delete this very object (uid precondition: a namesake made since is not ours to delete); False when it was
     gone."""
     metadata = obj["metadata"]
@@ -251,17 +259,17 @@ def _refusal_message(outcome, problems):
 
 
 def ensure_present(
-    client,
-    instance,
-    params,
-    namespace,
-    storage_class=None,
-    check_mode=False,
-    wait=True,
-    timeout=600,
-    restart_on_spec_change=True,
-    tick=None,
-):
+    client: Any,
+    instance: ComputeInstance,
+    params: dict[str, Any],
+    namespace: str,
+    storage_class: Optional[str] = None,
+    check_mode: bool = False,
+    wait: bool = True,
+    timeout: float = 600,
+    restart_on_spec_change: bool = True,
+    tick: Optional[Callable[[], None]] = None,
+) -> Outcome:
     """Make the instance's objects exactly what its spec asks for, restart when needed, and wait for Ready.
 
     Reads first: the instance's objects by its uid label, and the StorageClasses. Changes that cannot be made in place
@@ -496,7 +504,9 @@ def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outco
     return outcome
 
 
-def ensure_absent(client, instance_name, uid, names, namespace, check_mode=False, wait=True, timeout=600, tick=None):
+def ensure_absent(client: Any, instance_name: str, uid: Optional[str], names: Names, namespace: str,
+                  check_mode: bool = False, wait: bool = True, timeout: float = 600,
+                  tick: Optional[Callable[[], None]] = None) -> Outcome:
     """Stop the VM, wait for its VMI to go, delete VM, Services, DataVolumes, Secrets; wait until gone."""
     outcome = Outcome(namespace, instance_name)
     if namespace is None:

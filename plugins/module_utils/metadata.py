@@ -12,8 +12,11 @@ metadata-only merge patches.
 
 from __future__ import annotations
 
+from typing import Any, Callable, Optional
+
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.guarded import guarded_write, json_pointer
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import NotFound
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import Resource
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceGone
 
 
@@ -25,7 +28,7 @@ def _metadata(obj):
     return (obj or {}).get("metadata") or {}
 
 
-def check_uid(obj, uid):
+def check_uid(obj: Optional[dict[str, Any]], uid: Optional[str]) -> None:
     """Refuse to act on a namesake: `obj` must be the object (uid) the job was launched for."""
     if uid and obj is not None and _metadata(obj).get("uid") != uid:
         raise InstanceGone(
@@ -39,7 +42,8 @@ def check_uid(obj, uid):
         )
 
 
-def finalizer_patch(obj, finalizer, present, uid=None):
+def finalizer_patch(obj: dict[str, Any], finalizer: str, present: bool,
+                    uid: Optional[str] = None) -> Optional[list[dict[str, Any]]]:
     """The guarded JSON patch that adds or removes `finalizer`, or None when nothing is to do.
 
     With `uid` the patch also tests metadata.uid, so it never lands on a namesake.
@@ -77,7 +81,9 @@ def _finalizer_patch(obj, finalizer, present):
     ]
 
 
-def set_finalizer(client, resource, name, namespace, finalizer, present, check_mode=False, live=None, uid=None):
+def set_finalizer(client: Any, resource: Resource, name: str, namespace: Optional[str], finalizer: str, present: bool,
+                  check_mode: bool = False, live: Optional[dict[str, Any]] = None,
+                  uid: Optional[str] = None) -> dict[str, Any]:
     """Ensure `finalizer` is present or absent on an object; returns a result dict (with the object after, as `live`).
 
     A missing object is fine for absent (unchanged) and a NotFound for present.
@@ -136,7 +142,7 @@ def set_finalizer(client, resource, name, namespace, finalizer, present, check_m
     return result
 
 
-def annotation_patch(obj, key, value):
+def annotation_patch(obj: dict[str, Any], key: str, value: Optional[str]) -> Optional[list[dict[str, Any]]]:
     """The guarded JSON patch that sets (or with value None removes) one annotation; None when already so."""
     metadata = _metadata(obj)
     annotations = metadata.get("annotations")
@@ -151,7 +157,10 @@ def annotation_patch(obj, key, value):
     return [guard, {"op": "add", "path": json_pointer("metadata", "annotations", key), "value": value}]
 
 
-def set_annotation(client, resource, name, namespace, key, value, check_mode=False, expect=None, live=None, uid=None):
+def set_annotation(client: Any, resource: Resource, name: str, namespace: Optional[str], key: str, value: Optional[str],
+                   check_mode: bool = False, expect: Optional[Callable[[dict[str, Any]], None]] = None,
+                   live: Optional[dict[str, Any]] = None,
+                   uid: Optional[str] = None) -> tuple[bool, Optional[dict[str, Any]]]:
     """Ensure one annotation has `value` (None removes it); returns (changed, live object after).
 
     `expect` is a callable run on the freshly read object before every

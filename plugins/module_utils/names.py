@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Optional
 
 DEFAULT_API_GROUP = "cloudkit.openshift.io"
 API_VERSION = "v1alpha1"
@@ -36,7 +37,7 @@ class Names:
 
     __slots__ = ("api_group",)
 
-    def __init__(self, api_group=None):
+    def __init__(self, api_group: Optional[str] = None):
         group = DEFAULT_API_GROUP if api_group is None else api_group
         if not isinstance(group, str) or not _API_GROUP_RE.match(group):
             raise ValueError(
@@ -57,75 +58,75 @@ class Names:
         return f"{self.api_group}/{name}"
 
     @property
-    def api_version(self):
+    def api_version(self) -> str:
         """apiVersion of ComputeInstance and Tenant, e.g. cloudkit.openshift.io/v1alpha1."""
         return self._qualified(API_VERSION)
 
     @property
-    def compute_instance_crd(self):
+    def compute_instance_crd(self) -> str:
         """Name of the ComputeInstance CustomResourceDefinition."""
         return f"{COMPUTE_INSTANCE_PLURAL}.{self.api_group}"
 
     @property
-    def tenant_crd(self):
+    def tenant_crd(self) -> str:
         """Name of the Tenant CustomResourceDefinition."""
         return f"{TENANT_PLURAL}.{self.api_group}"
 
     @property
-    def operator_finalizer(self):
+    def operator_finalizer(self) -> str:
         """The operator's own finalizer; this collection never touches it."""
         return self._qualified("computeinstance")
 
     @property
-    def finalizer(self):
+    def finalizer(self) -> str:
         """The finalizer owned by the Ansible side."""
         return self._qualified("computeinstance-aap")
 
     @property
-    def reconciled_config_version_annotation(self):
+    def reconciled_config_version_annotation(self) -> str:
         """Annotation written after a fully successful provision."""
         return self._qualified("reconciled-config-version")
 
     @property
-    def management_state_annotation(self):
+    def management_state_annotation(self) -> str:
         """Annotation whose manual/unmanaged values mean: do not touch."""
         return self._qualified("management-state")
 
     @property
-    def floating_ip_address_annotation(self):
+    def floating_ip_address_annotation(self) -> str:
         """Annotation carrying the external IP address, when one exists."""
         return self._qualified("floating-ip-address")
 
     @property
-    def requested_storage_annotation(self):
+    def requested_storage_annotation(self) -> str:
         """Annotation on a DataVolume whose disk was grown in place: the size now requested (its spec keeps the
         first one)."""
         return self._qualified("requested-storage")
 
     @property
-    def boot_inputs_annotation(self):
+    def boot_inputs_annotation(self) -> str:
         """Annotation on a VM's template: a hash of the cloud-init and SSH key Secrets it boots with."""
         return self._qualified("boot-inputs")
 
     @property
-    def instance_label(self):
+    def instance_label(self) -> str:
         """Label carrying the ComputeInstance name on every object made for it."""
         return self._qualified("computeinstance")
 
     @property
-    def instance_uid_label(self):
+    def instance_uid_label(self) -> str:
         """Label carrying the ComputeInstance metadata.uid on every object made for it."""
         return self._qualified("computeinstance-uuid")
 
-    def instance_labels(self, name, uid):
+    def instance_labels(self, name: str, uid: str) -> dict[str, str]:
         """The labels every object created for an instance carries."""
         return {self.instance_label: name, self.instance_uid_label: uid}
 
-    def instance_label_selector(self, uid):
+    def instance_label_selector(self, uid: str) -> str:
         """Label selector that finds every object created for an instance."""
         return f"{self.instance_uid_label}={uid}"
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, str]:
         """All names, for module results and templates."""
         return {
             "api_group": self.api_group,

@@ -19,8 +19,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+from collections.abc import Iterable
+from typing import Any, Optional
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.guarded import guarded_write, json_pointer
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import Resource
 
 
 class _Absent:
@@ -54,7 +57,7 @@ class OwnedField:
         return f"OwnedField({field_name(self.path)}={self.value!r})"
 
 
-def get_path(obj, path):
+def get_path(obj: Any, path: tuple[str, ...]) -> Any:
     """The value at `path` (a tuple of keys), or ABSENT."""
     node = obj
     for token in path:
@@ -67,7 +70,7 @@ def get_path(obj, path):
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def field_name(path):
+def field_name(path: tuple[str, ...]) -> str:
     """spec.template.spec.domain.cpu.cores; keys that are not plain words in brackets: metadata.labels["a.io/b"]."""
     text = ""
     for token in path:
@@ -88,9 +91,8 @@ def _comparable(value, ignore):
     return value
 
 
-def same(live, desired, ignore=()):
-    """Whether a live value equals the desired one (ABSENT equals only ABSENT; ignored keys of list entries left
-    out)."""
+def same(live: Any, desired: Any, ignore: Iterable[str] = ()) -> bool:
+    """Whether a live value equals the desired one (ABSENT equals only ABSENT; ignored list entry keys left out)."""
     if live is ABSENT or desired is ABSENT:
         return live is desired
     return _comparable(live, ignore) == _comparable(desired, ignore)
@@ -162,7 +164,7 @@ class Change:
         return f"Change({self.name} {self.action})"
 
 
-def diff(live, fields):
+def diff(live: dict[str, Any], fields: list[OwnedField]) -> tuple[list[dict[str, Any]], list[Change]]:
     """(JSON patch operations, [Change]) that set every owned field of `live` to its desired value.
 
     ``replace`` and ``remove`` are guarded by a ``test`` of the live value; a missing field is added with whatever
@@ -202,11 +204,13 @@ def diff(live, fields):
     return ops, changes
 
 
-def apply(client, resource, name, namespace, live, fields, check_mode=False):
+def apply(client: Any, resource: Resource, name: str, namespace: Optional[str], live: dict[str, Any],
+          fields: list[OwnedField], check_mode: bool = False) -> tuple[dict[str, Any], list[Change]]:
     """Make the owned `fields` of the live object exactly as desired; returns (object after, [Change]).
 
     One JSON patch, sent only when something differs. A failed guard (someone changed an owned field since the read)
-    re-reads and decides again (bounded, kube.guarded_write); the changes returned are those of the patch that landed.
+    re-reads and decides again (bounded, guarded.guarded_write); the changes returned are those of the patch that
+    landed.
     """
     landed = {"changes": []}
 
@@ -230,7 +234,7 @@ def apply(client, resource, name, namespace, live, fields, check_mode=False):
 SECRET_FIELDS = ("data", "stringData")
 
 
-def redact(path, value):
+def redact(path: tuple[str, ...], value: Any) -> Any:
     """A value as it may appear in job output: Secret data only as its size and a hash prefix."""
     if value is ABSENT:
         return None
@@ -242,7 +246,7 @@ def redact(path, value):
     return copy.deepcopy(value)
 
 
-def describe(change):
+def describe(change: Change) -> str:
     """One change for a summary line: 'spec.template.spec.domain.cpu.cores 2 -> 1', '... removed', '... added'."""
     if change.action == "removed":
         return f"{change.name} removed"
