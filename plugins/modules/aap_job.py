@@ -2,13 +2,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, cloudkit.provisioning contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""Launch, cancel, read and find automation controller jobs, in the ComputeInstance job states."""
+"""Launch and cancel automation controller jobs, in the ComputeInstance job states."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: aap_job
-short_description: Launch, cancel, read or find automation controller jobs
+short_description: Launch or cancel automation controller jobs
 version_added: 0.1.0
 description:
   - Talks to the automation controller REST API (directly, or through the AAP 2.5 platform gateway)
@@ -17,10 +17,7 @@ description:
     vars, and optionally waits until the job is finished.
   - V(canceled) cancels a job; a job that has already finished (the controller answers 405) is reported,
     not a failure.
-  - V(read) reads one job (the state is not called C(info), a word Ansible keeps for C(_info) modules).
-  - V(found) lists the active (pending, waiting or running) jobs of a template that concern one
-    ComputeInstance, recognised by its C(metadata.uid) (or name and namespace) in any extra-vars envelope
-    the operator uses (C(ansible_eda.event.payload), C(osac_job_vars.resource), C(compute_instance)).
+  - M(cloudkit.provisioning.aap_job_info) reads a job and finds the active jobs about a ComputeInstance.
   - Every job is reported with the controller's raw status and the ComputeInstance job state it maps to
     (successful -> Succeeded, failed and error -> Failed, canceled -> Canceled, pending -> Pending,
     waiting -> Waiting, running -> Running, anything else -> Unknown).
@@ -40,13 +37,11 @@ options:
     description:
       - V(launched) launches O(name) and returns the new job.
       - V(canceled) cancels O(job_id).
-      - V(read) returns O(job_id).
-      - V(found) returns the active jobs of O(name) about the instance given by O(instance_uid) or O(payload).
     type: str
-    choices: [launched, canceled, read, found]
+    choices: [launched, canceled]
     default: launched
   name:
-    description: Name of the job template (or workflow job template). Required for V(launched) and V(found).
+    description: Name of the job template (or workflow job template). Required for V(launched).
     type: str
   organization:
     description:
@@ -57,10 +52,8 @@ options:
     description:
       - V(job) for a job template and its jobs (C(job_templates/), C(jobs/)).
       - V(workflow) for a workflow job template and its workflow jobs (C(workflow_job_templates/), C(workflow_jobs/)).
-      - V(any), for V(found) only, looks for a job template of that name first, then for a workflow job template
-        (the operator may launch either); each job found says its C(template_type).
     type: str
-    choices: [job, workflow, any]
+    choices: [job, workflow]
     default: job
   extra_vars:
     description:
@@ -68,7 +61,7 @@ options:
         module fails before launching (the controller would silently drop them).
     type: dict
   job_id:
-    description: Id of the job (or workflow job) for V(canceled) and V(read).
+    description: Id of the job (or workflow job) for V(canceled).
     type: int
   wait:
     description:
@@ -85,15 +78,6 @@ options:
     description: Seconds before the first poll with O(wait); each next poll waits half as long again, up to 10 seconds.
     type: float
     default: 1.0
-  instance_uid:
-    description: C(metadata.uid) of the ComputeInstance whose jobs V(found) looks for.
-    type: str
-  payload:
-    description:
-      - For V(found), instead of O(instance_uid), the ComputeInstance (or extra vars holding it in any envelope).
-        Its C(metadata.uid) is matched, or its name and namespace when it has no uid.
-      - A JSON string is decoded first.
-    type: raw
 """
 
 EXAMPLES = r"""
@@ -111,82 +95,75 @@ EXAMPLES = r"""
     timeout: 1800
   register: provision
 
-- name: Cancel the provision jobs of an instance that is being deleted
-  cloudkit.provisioning.aap_job:
-    state: canceled
-    job_id: "{{ item.id }}"
-    wait: true
-  loop: "{{ running.jobs }}"
-
 - name: Which jobs are still working on this instance?
-  cloudkit.provisioning.aap_job:
-    state: found
+  cloudkit.provisioning.aap_job_info:
     name: innabox-create-compute-instance
     organization: innabox
     instance_uid: "{{ compute_instance.metadata.uid }}"
   register: running
 
-- name: Read a job
+- name: Cancel them, and wait until they stopped
   cloudkit.provisioning.aap_job:
-    state: read
-    job_id: 7265
-  register: job
+    state: canceled
+    job_id: "{{ item.id }}"
+    wait: true
+  loop: "{{ running.jobs }}"
 """
 
 RETURN = r"""
 id:
-  description: Id of the job (null for V(launched) in check mode and for V(found)).
-  returned: when O(state) is not V(found)
+  description: Id of the job (null for V(launched) in check mode).
+  returned: always
   type: int
   sample: 7265
 type:
   description: V(job) or V(workflow_job).
-  returned: when a job was read
+  returned: except for V(launched) in check mode
   type: str
   sample: job
 url:
   description: Absolute URL of the job in the API.
-  returned: when a job was read
+  returned: except for V(launched) in check mode
   type: str
   sample: https://aap.example.com/api/controller/v2/jobs/7265/
 status:
   description: The controller's status (pending, waiting, running, successful, failed, error, canceled, ...).
-  returned: when a job was read
+  returned: except for V(launched) in check mode
   type: str
   sample: running
 state:
   description: The ComputeInstance job state the status maps to.
-  returned: when a job was read
+  returned: except for V(launched) in check mode
   type: str
   sample: Running
 job_failed:
   description: The controller's C(failed) flag of the job (true for failed, error and canceled).
-  returned: when a job was read
+  returned: except for V(launched) in check mode
   type: bool
   sample: false
 created:
   description: When the job was created.
-  returned: when a job was read
+  returned: except for V(launched) in check mode
   type: str
   sample: "2026-02-03T10:15:00.123456Z"
 started:
   description: When the job started running (null until then).
-  returned: when a job was read
+  returned: except for V(launched) in check mode
   type: str
   sample: "2026-02-03T10:15:01.123456Z"
 finished:
   description: When the job finished (null until then).
-  returned: when a job was read
+  returned: except for V(launched) in check mode
   type: str
   sample: "2026-02-03T10:17:31.654321Z"
 elapsed:
   description: Seconds from start to finish (0 until finished).
-  returned: when a job was read
+  returned: except for V(launched) in check mode
   type: float
   sample: 150.531
 job_explanation:
   description: The controller's explanation of the status, if any.
-  returned: when a job was read
+  returned: except for V(launched) in check mode
   type: str
   sample: ""
 result_traceback:
@@ -196,12 +173,12 @@ result_traceback:
   sample: "Traceback (most recent call last): ..."
 launch_type:
   description: How the job was launched (manual, workflow, ...).
-  returned: when a job was read
+  returned: except for V(launched) in check mode
   type: str
   sample: manual
 template:
   description: The template the job (or, for V(launched) in check mode, the launch) belongs to.
-  returned: when a job or template was read
+  returned: always
   type: dict
   contains:
     id:
@@ -214,7 +191,7 @@ template:
       sample: innabox-create-compute-instance
 organization:
   description: Organization of the job's template.
-  returned: when a job was read
+  returned: except for V(launched) in check mode
   type: str
   sample: innabox
 ignored_fields:
@@ -232,30 +209,6 @@ already_finished:
   returned: when O(state=canceled)
   type: bool
   sample: false
-instance:
-  description: The ComputeInstance V(found) looked for.
-  returned: when O(state=found)
-  type: dict
-  contains:
-    uid:
-      description: C(metadata.uid), null when matched by name.
-      type: str
-      sample: 5d3c0ab2-57c1-4a1e-9a54-8a1d8f1f7f10
-    name:
-      description: Name, when given by a payload.
-      type: str
-      sample: vm1
-    namespace:
-      description: Namespace, when given by a payload.
-      type: str
-      sample: tenants
-jobs:
-  description: The matching active jobs, oldest first, each with the facts above and where the instance was found.
-  returned: when O(state=found)
-  type: list
-  elements: dict
-  sample: [{"id": 7265, "status": "running", "state": "Running", "envelope": "ansible_eda.event.payload",
-            "template_type": "job"}]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -268,7 +221,6 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import (
     controller_argument_spec,
     template_facts,
 )
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.envelope import EnvelopeError, identify
 
 
 def fail(module, client, error, action, **result):
@@ -331,42 +283,11 @@ def canceled(module, client):
     )
 
 
-def read(module, client):
-    kind = module.params["template_type"]
-    module.exit_json(changed=False, **client.describe(client.get_job(module.params["job_id"], kind), kind))
-
-
-def found(module, client):
-    params = module.params
-    kind = params["template_type"]
-    instance = {"uid": params["instance_uid"], "name": None, "namespace": None}
-    if params["payload"] is not None:
-        try:
-            identity = identify(params["payload"])
-        except EnvelopeError as exc:
-            module.fail_json(msg=f"payload: {exc}")
-        instance = {"uid": identity.uid, "name": identity.name, "namespace": identity.namespace}
-    if kind == "any":
-        template, kind = client.find_template_any(params["name"], params["organization"])
-    else:
-        template = client.find_template(params["name"], params["organization"], kind)
-    jobs = []
-    for job, identity in client.find_jobs(
-        template, uid=instance["uid"], name=instance["name"], namespace=instance["namespace"], template_type=kind
-    ):
-        facts = client.describe(job, kind)
-        facts.update(envelope=identity.source, template_type=kind)
-        jobs.append(facts)
-    module.exit_json(changed=False, instance=instance, template=template_facts(client, template, kind), jobs=jobs)
-
-
-ACTIONS = {"launched": launched, "canceled": canceled, "read": read, "found": found}
+ACTIONS = {"launched": launched, "canceled": canceled}
 # What failed, for the message of a ControllerError.
 WHAT = {
     "launched": "cannot launch %(template_type)s template %(name)r",
     "canceled": "cannot cancel job %(job_id)s",
-    "read": "cannot read job %(job_id)s",
-    "found": "cannot list the jobs of %(template_type)s template %(name)r",
 }
 
 
@@ -376,25 +297,19 @@ def main():
         state={"type": "str", "choices": list(ACTIONS), "default": "launched"},
         name={"type": "str"},
         organization={"type": "str"},
-        template_type={"type": "str", "choices": ["job", "workflow", "any"], "default": "job"},
+        template_type={"type": "str", "choices": ["job", "workflow"], "default": "job"},
         extra_vars={"type": "dict"},
         job_id={"type": "int"},
         wait={"type": "bool", "default": False},
         timeout={"type": "int", "default": 600},
         interval={"type": "float", "default": 1.0},
-        instance_uid={"type": "str"},
-        payload={"type": "raw"},
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
         required_if=[
             ("state", "launched", ("name",)),
             ("state", "canceled", ("job_id",)),
-            ("state", "read", ("job_id",)),
-            ("state", "found", ("name",)),
-            ("state", "found", ("instance_uid", "payload"), True),
         ],
-        mutually_exclusive=[("instance_uid", "payload")],
         supports_check_mode=True,
     )
     try:
@@ -402,8 +317,6 @@ def main():
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     state = module.params["state"]
-    if module.params["template_type"] == "any" and state != "found":
-        module.fail_json(msg="template_type=any is for state=found; name the type of the template or job")
     try:
         ACTIONS[state](module, client)
     except ControllerError as error:

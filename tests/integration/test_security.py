@@ -388,13 +388,13 @@ TLS_PLAYBOOK = """---
   gather_facts: false
   vars:
     kube: &kube {host: "%(url)s", api_key: not-a-secret, name: vm1, namespace: tenants}
-    controller: &controller {state: read, job_id: 1, controller_host: "%(url)s", controller_oauthtoken: not-a-secret, request_timeout: 5}
+    controller: &controller {job_id: 1, controller_host: "%(url)s", controller_oauthtoken: not-a-secret, request_timeout: 5}
   tasks:
     - {name: kube default, cloudkit.provisioning.computeinstance_info: *kube, register: kube_default, ignore_errors: true}
     - {name: kube with the CA, cloudkit.provisioning.computeinstance_info: {<<: *kube, ca_cert: "%(ca)s"}, register: kube_ca, ignore_errors: true}
     - {name: kube unverified, cloudkit.provisioning.computeinstance_info: {<<: *kube, validate_certs: false}, register: kube_off, ignore_errors: true}
-    - {name: aap default, cloudkit.provisioning.aap_job: *controller, register: aap_default, ignore_errors: true}
-    - {name: aap unverified, cloudkit.provisioning.aap_job: {<<: *controller, validate_certs: false}, register: aap_off, ignore_errors: true}
+    - {name: aap default, cloudkit.provisioning.aap_job_info: *controller, register: aap_default, ignore_errors: true}
+    - {name: aap unverified, cloudkit.provisioning.aap_job_info: {<<: *controller, validate_certs: false}, register: aap_off, ignore_errors: true}
     - name: Keep the results
       ansible.builtin.copy:
         content: "{{ {'kube_default': kube_default, 'kube_ca': kube_ca, 'kube_off': kube_off, 'aap_default': aap_default, 'aap_off': aap_off} | to_json }}"
@@ -423,6 +423,6 @@ def test_modules_refuse_an_untrusted_certificate_unless_told_not_to_verify(tls_s
     for name in ("kube_ca", "kube_off", "aap_off"):
         check(TLS, not results[name].get("failed"), "%s: %s" % (name, results[name].get("msg")))
     assert results["kube_off"]["exists"] is False and results["kube_ca"]["exists"] is False
-    assert results["aap_off"]["status"] == "successful", results["aap_off"]
+    assert results["aap_off"]["job"]["status"] == "successful", results["aap_off"]
     # Only the three accepted connections carried a request (with the credentials) to the server.
     assert len(server.seen) == 3, server.seen
