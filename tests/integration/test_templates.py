@@ -7,11 +7,14 @@ import json
 import os
 
 import yaml
+from cryptography.hazmat.primitives import serialization
 from kubernetes import client
 
 from tests.integration.conftest import ROOT, failed, ok, recap_changed
 from tests.integration.instances import envelope
 from tests.reliability_report import check
+from tests.stack.fulfillment import FulfillmentServer
+from tests.stack.pki import Authority
 
 GROUP = "cloudkit.openshift.io"
 RECONCILED = GROUP + "/reconciled-config-version"
@@ -150,3 +153,45 @@ def test_template_info_lists_the_builtin_and_the_user_template(run_playbook, nam
     cores = next(p for p in listed[SMALL_VM]["published"]["parameters"] if p["name"] == "small_vm_cores")
     assert cores["type"] == "type.googleapis.com/google.protobuf.Int64Value"
     assert cores["default"] == {"@type": "type.googleapis.com/google.protobuf.Int64Value", "value": 1}
+
+
+def _tls_files(tmp_path):
+    authority = Authority("fulfillment-test-ca")
+    key, certificate = authority.issue("fulfillment", server=True)
+    paths = dict((name, tmp_path / name) for name in ("ca.crt", "tls.crt", "tls.key"))
+    paths["ca.crt"].write_bytes(authority.cert.public_bytes(serialization.Encoding.PEM))
+    paths["tls.crt"].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    paths["tls.key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return paths
+
+
+def test_publishing_twice_changes_nothing_the_second_time(run_job, tmp_path):
+    tls = _tls_files(tmp_path)
+    outdated = {"id": "cloudkit.provisioning.ocp_virt_vm", "title": "an older title", "description": "", "parameters": []}
+    with FulfillmentServer(token="s3cret", templates=[outdated], certificate=str(tls["tls.crt"]), key=str(tls["tls.key"])) as server:
+        variables = {"publish_templates_collections": ["cloudkit.provisioning", "acme.templates"]}
+        env = dict(ENV, FULFILLMENT_URL=server.url, FULFILLMENT_TOKEN="s3cret", FULFILLMENT_CA_PATH=str(tls["ca.crt"]))
+
+        ok(run_job("publish_templates.yml", variables, **env))
+        first = [(r["method"], r["path"].rsplit("/", 1)[-1], r["status"]) for r in server.requests()]
+        assert first == [("GET", "compute_instance_templates", 200), ("POST", "compute_instance_templates", 201),
+                         ("PATCH", "cloudkit.provisioning.ocp_virt_vm", 200)], first
+        stored = server.templates()
+        assert sorted(stored) == ["acme.templates.small_vm", "cloudkit.provisioning.ocp_virt_vm"]
+        assert stored["cloudkit.provisioning.ocp_virt_vm"]["title"] == "OpenShift Virtualization VM"
+        cores = next(p for p in stored[SMALL_VM]["parameters"] if p["name"] == "small_vm_cores")
+        assert cores == {"name": "small_vm_cores", "title": "CPU cores", "description": "Virtual CPU cores.", "required": False,
+                         "type": "type.googleapis.com/google.protobuf.Int64Value",
+                         "default": {"@type": "type.googleapis.com/google.protobuf.Int64Value", "value": 1}}
+        assert all(r["authorized"] for r in server.requests()), "every request carried the token"
+
+        again = ok(run_job("publish_templates.yml", variables, **env))
+        second = [(r["method"], r["status"]) for r in server.requests()[len(first):]]
+        assert second == [("GET", 200)], "the second publish only reads: %s" % second
+        assert recap_changed(again) == 0
+
+        untrusted = failed(run_job("publish_templates.yml", variables, **dict(env, FULFILLMENT_CA_PATH="")))
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stdout or "certificate verify failed" in untrusted.stdout
+        wrong = failed(run_job("publish_templates.yml", variables, **dict(env, FULFILLMENT_TOKEN="wrong")))
+        assert "HTTP 401" in wrong.stdout
+        assert [r["method"] for r in server.requests()[len(first) + len(second):]] == ["GET"], "only the unauthorized read"
