@@ -77,12 +77,16 @@ class Template:
     def parameter_schema(self) -> list:
         """The options as the catalogue lists them, sorted by name."""
         schema = []
+        # A title is the option's short_description (upstream's templates), else meta/cloudkit.yaml parameters.<name>.title
+        # (ansible-lint's schema allows no per-option short_description), else the name.
+        titles = self.metadata.get("parameters") if isinstance(self.metadata.get("parameters"), dict) else {}
         for name in sorted(self.options):
             option = self.options[name] or {}
             description = option.get("description") or ""
+            listed = titles.get(name) if isinstance(titles.get(name), dict) else {}
             entry = {
                 "name": name,
-                "title": str(option.get("short_description") or name),
+                "title": str(option.get("short_description") or listed.get("title") or name),
                 "description": " ".join(description) if isinstance(description, list) else str(description),
                 "required": bool(option.get("required", False)),
                 "type": option.get("type") or "str",

@@ -11,7 +11,7 @@ module: template_publish
 short_description: Publish ComputeInstance templates to the fulfillment service
 version_added: 0.1.0
 description:
-  - Makes the fulfillment service's C(/api/private/v1/compute_instance_templates) list hold each of O(templates):
+  - Makes the fulfillment service's C(/api/private/v1/compute_instance_templates) list hold each of O(templates);
     one it lacks is created (C(POST)), one whose C(title), C(description) or C(parameters) differ is updated
     (C(PATCH .../<id>)), and one that is the same is left alone, so publishing twice changes nothing the second time.
   - Templates the service lists that are not in O(templates) are left alone.

@@ -146,7 +146,7 @@ def test_template_info_lists_the_builtin_and_the_user_template(run_playbook, nam
         assert [p["name"] for p in entry["parameters"]] == sorted(options)
         for parameter in entry["parameters"]:
             option = options[parameter["name"]]
-            assert parameter["title"] == option["short_description"] and parameter["type"] == option["type"]
+            assert parameter["title"] == metadata["parameters"][parameter["name"]]["title"] and parameter["type"] == option["type"]
             assert parameter["default"] == option.get("default") and parameter["required"] == option.get("required", False)
         published = entry["published"]
         assert published["id"] == template_id and [p["name"] for p in published["parameters"]] == sorted(options)

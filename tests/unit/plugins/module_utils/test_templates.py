@@ -30,7 +30,7 @@ SPECS = """argument_specs:
 """
 
 
-def _role(root, fqcn, metadata="template_type: compute_instance\ntitle: T\n", specs=SPECS):
+def _role(root, fqcn, metadata="template_type: compute_instance\ntitle: T\nparameters: {tags: {title: Tags}}\n", specs=SPECS):
     namespace, collection, role = fqcn.split(".")
     meta = root / "ansible_collections" / namespace / collection / "roles" / role / "meta"
     meta.mkdir(parents=True)
@@ -129,8 +129,8 @@ def test_published_shape_uses_protobuf_type_urls(paths):
     assert by_name["cores"] == {"name": "cores", "title": "Cores", "description": "How many cores.", "required": False,
                                 "type": "type.googleapis.com/google.protobuf.Int64Value",
                                 "default": {"@type": "type.googleapis.com/google.protobuf.Int64Value", "value": 1}}
-    assert by_name["flavor"]["required"] and "default" not in by_name["flavor"]
-    assert by_name["tags"]["type"] == "type.googleapis.com/google.protobuf.Value"
+    assert by_name["flavor"]["required"] and "default" not in by_name["flavor"] and by_name["flavor"]["title"] == "flavor"
+    assert by_name["tags"]["type"] == "type.googleapis.com/google.protobuf.Value" and by_name["tags"]["title"] == "Tags"
     builtin = dict((p["name"], p["type"].rsplit(".", 1)[1]) for p in published(select_template(BUILTIN_TEMPLATE, paths))["parameters"])
     assert builtin == {"cloud_init": "StringValue", "cpu_cores": "Int64Value", "disk_size": "StringValue", "exposed_ports": "StringValue",
                        "image": "StringValue", "memory": "StringValue", "ssh_public_key": "StringValue"}
