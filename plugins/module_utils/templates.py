@@ -28,6 +28,12 @@ TEMPLATE_ALIASES = {
     "osac.templates.ocp_virt_vm": BUILTIN_TEMPLATE,
 }
 DEFAULT_TEMPLATE_COLLECTIONS = ("cloudkit.provisioning",)
+# The options of modules that select templates (doc fragment cloudkit.provisioning.templates).
+TEMPLATE_ARGUMENT_SPEC = {
+    "template_collections": {"type": "list", "elements": "str", "default": list(DEFAULT_TEMPLATE_COLLECTIONS)},
+    "allowed_templates": {"type": "list", "elements": "str", "default": []},
+    "collection_paths": {"type": "list", "elements": "path"},
+}
 TEMPLATE_TYPE = "compute_instance"
 METADATA_FILE = "cloudkit.yaml"
 ARGUMENT_SPEC_FILES = ("argument_specs.yml", "argument_specs.yaml")

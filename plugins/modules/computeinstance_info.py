@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - cloudkit.provisioning.kube
   - cloudkit.provisioning.instance
+  - cloudkit.provisioning.templates
 attributes:
   check_mode:
     support: full
@@ -47,26 +48,6 @@ options:
     type: str
     choices: [info, provision, deprovision]
     default: info
-  template_collections:
-    description:
-      - Collections whose template roles (roles with C(meta/cloudkit.yaml) saying C(template_type=compute_instance))
-        C(spec.templateID) may select. A template's id is C(<namespace>.<collection>.<role>).
-    type: list
-    elements: str
-    default: [cloudkit.provisioning]
-  allowed_templates:
-    description:
-      - Template ids that may be selected besides those of O(template_collections), each still a template role.
-      - C(cloudkit.templates.ocp_virt_vm) and C(osac.templates.ocp_virt_vm) stand for C(cloudkit.provisioning.ocp_virt_vm).
-    type: list
-    elements: str
-    default: []
-  collection_paths:
-    description:
-      - Directories searched for template roles (each holding, or being, an C(ansible_collections) directory).
-      - Filled in by the action plugin with the controller's collection search paths when not given.
-    type: list
-    elements: path
 """
 
 EXAMPLES = r"""
@@ -219,16 +200,14 @@ target_namespace_source:
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import DEFAULT_ALLOWED_TEMPLATES, ComputeInstance, assess
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeError, contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.templates import DEFAULT_TEMPLATE_COLLECTIONS, assess_template
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.templates import TEMPLATE_ARGUMENT_SPEC, assess_template
 
 
 def main():
     argument_spec = {
         "purpose": {"type": "str", "choices": ["info", "provision", "deprovision"], "default": "info"},
-        "template_collections": {"type": "list", "elements": "str", "default": list(DEFAULT_TEMPLATE_COLLECTIONS)},
-        "allowed_templates": {"type": "list", "elements": "str", "default": []},
-        "collection_paths": {"type": "list", "elements": "path"},
     }
+    argument_spec.update(TEMPLATE_ARGUMENT_SPEC)
     argument_spec.update(INSTANCE_SPEC)
     module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, **INSTANCE_CONSTRAINTS)
     params = module.params

@@ -16,11 +16,14 @@ description:
     C(meta/argument_specs.yml) entry point C(create) (else C(main)).
   - Lists the templates of O(template_collections) and those named by O(allowed_templates), which is what the create
     and delete jobs of role C(cloudkit.provisioning.compute_instance) may run. Roles that are not templates are
-    skipped; cluster templates (C(template_type=cluster)) too.
+    skipped; cluster templates (C(template_type=cluster)) too. An id of O(allowed_templates) that is no template role
+    fails the task.
   - RV(templates[].published) is each template in the shape the fulfillment service's
     C(/api/private/v1/compute_instance_templates) endpoint takes (playbook C(cloudkit.provisioning.publish_templates)).
 author:
   - cloudkit.provisioning contributors (@cloudkit)
+extends_documentation_fragment:
+  - cloudkit.provisioning.templates
 attributes:
   check_mode:
     support: full
@@ -28,25 +31,6 @@ attributes:
   diff_mode:
     support: none
     description: Nothing is written.
-options:
-  template_collections:
-    description: Collections whose template roles are listed.
-    type: list
-    elements: str
-    default: [cloudkit.provisioning]
-  allowed_templates:
-    description:
-      - Template ids listed besides those of O(template_collections); one that is not a template role fails the task.
-      - C(cloudkit.templates.ocp_virt_vm) and C(osac.templates.ocp_virt_vm) stand for C(cloudkit.provisioning.ocp_virt_vm).
-    type: list
-    elements: str
-    default: []
-  collection_paths:
-    description:
-      - Directories searched for the collections (each holding, or being, an C(ansible_collections) directory).
-      - Filled in by the action plugin with the controller's collection search paths when not given.
-    type: list
-    elements: path
 """
 
 EXAMPLES = r"""
@@ -141,15 +125,11 @@ problems:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.templates import DEFAULT_TEMPLATE_COLLECTIONS, catalogue, published
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.templates import TEMPLATE_ARGUMENT_SPEC, catalogue, published
 
 
 def main():
-    module = AnsibleModule(argument_spec={
-        "template_collections": {"type": "list", "elements": "str", "default": list(DEFAULT_TEMPLATE_COLLECTIONS)},
-        "allowed_templates": {"type": "list", "elements": "str", "default": []},
-        "collection_paths": {"type": "list", "elements": "path"},
-    }, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=dict(TEMPLATE_ARGUMENT_SPEC), supports_check_mode=True)
     params = module.params
     templates, problems = catalogue(params["collection_paths"] or [], params["template_collections"], params["allowed_templates"])
     listed = [dict(template.as_dict(), published=published(template)) for template in templates]
