@@ -102,6 +102,8 @@ def publish(client: FulfillmentClient, templates: list, check_mode: bool = False
         if current is not None and stable(published_part(current)) == stable(desired):
             result["unchanged"].append(desired["id"])
             continue
+        result["diff"].append({"before_header": desired["id"], "after_header": desired["id"],
+                               "before": published_part(current) if current is not None else {}, "after": desired})
         if current is None:
             if not check_mode:
                 client.create(desired)
@@ -110,7 +112,5 @@ def publish(client: FulfillmentClient, templates: list, check_mode: bool = False
             if not check_mode:
                 client.update(desired)
             result["updated"].append(desired["id"])
-        result["diff"].append({"before_header": desired["id"], "after_header": desired["id"],
-                               "before": published_part(current) if current is not None else {}, "after": desired})
     result["changed"] = bool(result["created"] or result["updated"])
     return result
