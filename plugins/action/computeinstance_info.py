@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.cloudkit.provisioning.plugins.action.template_info import collection_paths
+
 # The extra vars that may deliver the instance (module_utils/envelope.py knows their inner shape).
 ENVELOPE_VARIABLES = ("ansible_eda", "osac_job_vars", "compute_instance")
 
 
 class ActionModule(ActionBase):
-    """Runs the computeinstance_info module; without name and payload, payload is the job's envelope variables."""
+    """Runs computeinstance_info; without name and payload, payload is the job's envelope variables."""
 
     def run(self, tmp=None, task_vars=None):
         """Fill in payload from the raw task variables when the task names no instance, then run the module."""
@@ -30,6 +32,9 @@ class ActionModule(ActionBase):
         module_args = dict(self._task.args)
         if module_args.get("name") is None and module_args.get("payload") is None:
             module_args["payload"] = dict((key, task_vars.get(key)) for key in ENVELOPE_VARIABLES)
+        if not module_args.get("collection_paths"):
+            # Template roles are found where the controller finds collections.
+            module_args["collection_paths"] = collection_paths()
         result.update(
             self._execute_module(
                 module_name="cloudkit.provisioning.computeinstance_info", module_args=module_args, task_vars=task_vars

@@ -24,9 +24,9 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import
 
 TEMPLATE_ID_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9._]*$")
 
-# The VM templates this collection implements; spec.templateID must be one of
-# the allowed ones (upstream ran whatever role the field named).
-DEFAULT_ALLOWED_TEMPLATES = ("cloudkit.templates.ocp_virt_vm",)
+# The ids of the built-in template (roles/ocp_virt_vm) and its aliases: what computeinstance_vm builds
+# (module_utils/templates.py selects template roles).
+DEFAULT_ALLOWED_TEMPLATES = ("cloudkit.templates.ocp_virt_vm", "osac.templates.ocp_virt_vm", "cloudkit.provisioning.ocp_virt_vm")
 
 # Upstream defaults of the seed-era templateParameters.
 DEFAULTS = {
@@ -165,6 +165,29 @@ def _human(size):
     return str(size)
 
 
+def seed_parameters(spec):
+    """spec.templateParameters as a dict: the seed-era JSON string decoded, or the object itself; {} when unset.
+
+    Raises ParameterError when it is too large, not JSON, or not an object.
+    """
+    raw = spec.get("templateParameters")
+    if raw in (None, ""):
+        return {}
+    seed = raw
+    if isinstance(raw, str):
+        # kubectl apply keeps the whole spec in an annotation, whose limit the parameters must fit.
+        too_big = size_problem(raw, "spec.templateParameters", ANNOTATIONS_MAX, "the annotations of an object (kubectl apply keeps the spec there)")
+        if too_big:
+            raise ParameterError(too_big)
+        try:
+            seed = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
+            raise ParameterError(["spec.templateParameters is not valid JSON: %s" % exc])
+    if not isinstance(seed, dict):
+        raise ParameterError(["spec.templateParameters must encode a JSON object, got %s" % type(seed).__name__])
+    return seed
+
+
 def vm_parameters(spec):
     """The validated VM parameters of a ComputeInstance spec.
 
@@ -176,22 +199,8 @@ def vm_parameters(spec):
     if not isinstance(spec, dict):
         raise ParameterError(["spec must be a mapping"])
     check = _Collector()
-    seed = {}
-    raw = spec.get("templateParameters")
-    if raw not in (None, ""):
-        if isinstance(raw, str):
-            # kubectl apply keeps the whole spec in an annotation, whose limit the parameters must fit.
-            too_big = size_problem(raw, "spec.templateParameters", ANNOTATIONS_MAX, "the annotations of an object (kubectl apply keeps the spec there)")
-            if too_big:
-                raise ParameterError(too_big)
-            try:
-                seed = json.loads(raw)
-            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
-                raise ParameterError(["spec.templateParameters is not valid JSON: %s" % exc])
-        else:
-            seed = raw
-        if not isinstance(seed, dict):
-            raise ParameterError(["spec.templateParameters must encode a JSON object, got %s" % type(seed).__name__])
+    seed = seed_parameters(spec)
+    if seed:
         unknown = sorted(set(seed) - set(SEED_PARAMETERS))
         if unknown:
             check.problems.append("spec.templateParameters has unknown parameter(s) %s; known: %s" % (", ".join(unknown), ", ".join(SEED_PARAMETERS)))
@@ -381,6 +390,9 @@ class ComputeInstance(object):
             "resource_version": self.metadata.get("resourceVersion"),
             "api_group": self.names.api_group,
             "names": self.names.as_dict(),
+            # What every object made for the instance carries, and how a delete finds them.
+            "labels": self.names.instance_labels(self.name, self.uid),
+            "label_selector": self.names.instance_label_selector(self.uid),
             "desired_config_version": self.desired_config_version,
             "reconciled_config_version": self.reconciled_config_version,
             "deleting": self.deleting,
@@ -431,25 +443,27 @@ def resolve_target_namespace(client, instance, tenant_resource, vm_resource, for
     return None, None, problem
 
 
-def assess(client, instance, tenant_resource, vm_resource, allowed_templates, for_delete, target_namespace=None):
+def assess(client, instance, tenant_resource, vm_resource, allowed_templates, for_delete, target_namespace=None, builtin=True):
     """What a job must know before it acts, every problem named by its field.
 
     Returns template_allowed, parameters (None when invalid), target_namespace
     (the given one, else resolved as resolve_target_namespace does) with its
     source, and problems. Nothing is raised for the instance's content, so
-    each caller decides which problems stop it.
+    each caller decides which problems stop it. With builtin false (another
+    template role, module_utils/templates.py) only the namespace is assessed.
     """
     facts = {"template_allowed": True, "parameters": None, "problems": []}
-    try:
-        check_template(instance.spec.get("templateID"), allowed_templates)
-    except ParameterError as error:
-        facts["template_allowed"] = False
-        facts["problems"].extend(error.problems)
-    try:
-        facts["parameters"] = vm_parameters(instance.spec)
-    except ParameterError as error:
-        facts["problems"].extend(error.problems)
-    if not for_delete:
+    if builtin:
+        try:
+            check_template(instance.spec.get("templateID"), allowed_templates)
+        except ParameterError as error:
+            facts["template_allowed"] = False
+            facts["problems"].extend(error.problems)
+        try:
+            facts["parameters"] = vm_parameters(instance.spec)
+        except ParameterError as error:
+            facts["problems"].extend(error.problems)
+    if not for_delete and builtin:
         # Names Kubernetes would refuse fail the job before its first write; a delete finds objects by label, not name.
         # Imported here: kubevirt imports this module (quantities).
         from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import object_names

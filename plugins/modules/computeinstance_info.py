@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - cloudkit.provisioning.kube
   - cloudkit.provisioning.instance
+  - cloudkit.provisioning.templates
 attributes:
   check_mode:
     support: full
@@ -47,11 +48,6 @@ options:
     type: str
     choices: [info, provision, deprovision]
     default: info
-  allowed_templates:
-    description: The C(spec.templateID) values this collection may run.
-    type: list
-    elements: str
-    default: [cloudkit.templates.ocp_virt_vm]
 """
 
 EXAMPLES = r"""
@@ -93,6 +89,16 @@ names:
   type: dict
   sample: {finalizer: cloudkit.openshift.io/computeinstance-aap,
            reconciled_config_version_annotation: cloudkit.openshift.io/reconciled-config-version}
+labels:
+  description: The labels every object made for the instance carries (its name and uid).
+  returned: when RV(exists)
+  type: dict
+  sample: {cloudkit.openshift.io/computeinstance: vm1, cloudkit.openshift.io/computeinstance-uuid: 5b0f...}
+label_selector:
+  description: The label selector that finds every object made for the instance.
+  returned: when RV(exists)
+  type: str
+  sample: cloudkit.openshift.io/computeinstance-uuid=5b0f...
 api_group:
   description: The API group in use.
   returned: always
@@ -155,11 +161,26 @@ template_id:
   returned: when RV(exists)
   type: str
 template_allowed:
-  description: Whether spec.templateID is on O(allowed_templates).
+  description: Whether spec.templateID selects a template role of O(template_collections) or O(allowed_templates).
   returned: when RV(exists)
   type: bool
+template:
+  description:
+    - The selected template's catalogue entry (as M(cloudkit.provisioning.template_info) lists it); null when none.
+  returned: when RV(exists)
+  type: dict
+  sample: {id: cloudkit.provisioning.ocp_virt_vm, title: OpenShift Virtualization VM, type: compute_instance}
+template_parameters:
+  description:
+    - spec.templateParameters validated by the template's argument specs, with their defaults; null when invalid.
+    - The create and delete jobs pass each as a role variable of that name to the template role.
+  returned: when RV(exists)
+  type: dict
+  sample: {cpu_cores: 2, memory: 2Gi}
 parameters:
-  description: The validated VM parameters (typed spec fields over templateParameters over defaults); null when invalid.
+  description:
+    - For the built-in template, the validated VM parameters (typed spec fields over templateParameters over defaults);
+      null when invalid or for other templates.
   returned: when RV(exists)
   type: dict
   sample: {cores: 2, memory: 2Gi, disk_size: 10Gi, image: quay.io/containerdisks/fedora:40,
@@ -186,19 +207,23 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinsta
     assess,
 )
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import (
     INSTANCE_CONSTRAINTS,
     INSTANCE_SPEC,
     KubeModule,
+)
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import contract_resources
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.templates import (
+    TEMPLATE_ARGUMENT_SPEC,
+    assess_template,
 )
 
 
 def main():
     argument_spec = {
         "purpose": {"type": "str", "choices": ["info", "provision", "deprovision"], "default": "info"},
-        "allowed_templates": {"type": "list", "elements": "str", "default": list(DEFAULT_ALLOWED_TEMPLATES)},
     }
+    argument_spec.update(TEMPLATE_ARGUMENT_SPEC)
     argument_spec.update(INSTANCE_SPEC)
     module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, **INSTANCE_CONSTRAINTS)
     params = module.params
@@ -214,19 +239,35 @@ def main():
     instance = ComputeInstance(live, names)
     result.update(instance.facts())
     result.update(exists=True, instance=live)
+    # Which template role, and its parameters by its argument specs: refused here, before any write, naming the field.
+    selection = assess_template(
+        instance.spec, params["collection_paths"] or [], params["template_collections"], params["allowed_templates"]
+    )
     try:
-        result.update(
-            assess(
-                client,
-                instance,
-                tenant_resource,
-                vm_resource,
-                params["allowed_templates"],
-                params["purpose"] == "deprovision",
-            )
+        facts = assess(
+            client,
+            instance,
+            tenant_resource,
+            vm_resource,
+            DEFAULT_ALLOWED_TEMPLATES,
+            params["purpose"] == "deprovision",
+            builtin=selection["builtin"],
         )
     except KubeError as error:
         module.fail_api(error, f"cannot resolve the namespace of ComputeInstance {instance.namespace}/{instance.name}")
+    problems = list(selection["problems"])
+    if selection["builtin"]:
+        # The built-in's own checks name every bad field more precisely; the argument specs' findings then add nothing.
+        problems = facts["problems"] + (problems if facts["parameters"] is not None else [])
+    else:
+        problems.extend(facts["problems"])
+    facts.update(
+        template=selection["template"],
+        template_allowed=selection["template_allowed"],
+        template_parameters=selection["template_parameters"],
+        problems=problems,
+    )
+    result.update(facts)
     if params["purpose"] == "provision" and result["problems"]:
         module.fail_json(
             msg="ComputeInstance {}/{} cannot be provisioned: {}".format(

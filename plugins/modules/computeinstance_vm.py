@@ -61,10 +61,13 @@ options:
     choices: [present, absent]
     default: present
   allowed_templates:
-    description: The C(spec.templateID) values that may be provisioned; anything else is refused before any write.
+    description:
+      - The C(spec.templateID) values this module builds; anything else is refused before any write.
+      - This module is the built-in template C(cloudkit.provisioning.ocp_virt_vm) (role C(cloudkit.provisioning.ocp_virt_vm)),
+        which the ids C(cloudkit.templates.ocp_virt_vm) and C(osac.templates.ocp_virt_vm) select too.
     type: list
     elements: str
-    default: [cloudkit.templates.ocp_virt_vm]
+    default: [cloudkit.templates.ocp_virt_vm, osac.templates.ocp_virt_vm, cloudkit.provisioning.ocp_virt_vm]
   target_namespace:
     description:
       - Namespace of the VM objects. Default is the Tenant's C(status.namespace). For V(absent), when the
