@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """template_collections, allowed_templates, collection_paths (TEMPLATE_ARGUMENT_SPEC of module_utils/templates.py)."""
+    """template_collections, allowed_templates, collection_paths (module_utils/templates.py)."""
 
     DOCUMENTATION = r"""
 options:

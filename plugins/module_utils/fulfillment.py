@@ -73,7 +73,8 @@ class FulfillmentClient:
             text = response.read().decode("utf-8")
         except HTTPError as error:
             detail = error.read().decode("utf-8", "replace")[:1000] if error.fp is not None else ""
-            raise FulfillmentError(f"{where}: HTTP {error.code} {detail or error.reason}", error.code, detail) from error
+            message = f"{where}: HTTP {error.code} {detail or error.reason}"
+            raise FulfillmentError(message, error.code, detail) from error
         except URLError as error:
             raise FulfillmentError(f"{where}: {error.reason}") from error
         except OSError as error:  # TLS failures and timeouts outside URLError
