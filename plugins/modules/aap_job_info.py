@@ -190,8 +190,23 @@ api_error:
   description: The controller's answer when a request failed.
   returned: on failure
   type: dict
-  sample: {"status": 404, "url": "https://aap.example.com/api/controller/v2/jobs/7265/", "method": "GET",
-           "detail": "Not found."}
+  contains:
+    status:
+      description: HTTP status (null when there was no answer).
+      type: int
+      sample: 404
+    url:
+      description: URL of the failed request.
+      type: str
+      sample: https://aap.example.com/api/controller/v2/jobs/7265/
+    method:
+      description: HTTP method of the failed request.
+      type: str
+      sample: GET
+    detail:
+      description: The controller's explanation, if any.
+      type: str
+      sample: Not found.
 """
 
 from ansible.module_utils.basic import AnsibleModule
