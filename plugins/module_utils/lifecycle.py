@@ -24,7 +24,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import 
 )
 from ansible_collections.cloudkit.provisioning.plugins.module_utils import reconcile
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinstance import parameter_fields
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import parse_time, rfc3339, utc_now
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import micro_time, parse_time, rfc3339, utc_now
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import (
     DATA_VOLUME,
     DELETE_ORDER,
@@ -106,6 +106,11 @@ class Outcome(object):
         self.blocked = False  # True when it stopped before any write (refused changes, or a problem a later run may not have)
         self.restarted_at = None
         self.waited_on = None
+        self.timings = {}  # phase mark -> MicroTime, for the job's phase Events (module_utils/latency.py)
+
+    def mark(self, phase):
+        """Note when a phase ended (the first time only): observed on the way, never with an extra request."""
+        self.timings.setdefault(phase, micro_time(utc_now()))
 
     @property
     def changed(self):
@@ -164,6 +169,7 @@ class Outcome(object):
             "notes": self.notes,
             "restarted_at": self.restarted_at,
             "waited_on": self.waited_on,
+            "timings": self.timings,
         }
 
 
@@ -363,6 +369,8 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
         outcome.restarted_at = restart_at
         outcome.notes.append("restart requested at %s: served by the VM's next start (it was not running)" % restart_at)
 
+    if not check_mode:
+        outcome.mark("vm_applied")
     if check_mode or not wait:
         outcome.message = "objects %s" % ("would be applied" if check_mode else "applied; not waiting")
         return outcome
@@ -374,6 +382,9 @@ def ensure_present(client, instance, params, namespace, storage_class=None, chec
 def _utc_now():
     return rfc3339(utc_now())
 
+
+# The VM's printableStatus while its DataVolumes are still being made (KubeVirt's VirtualMachinePrintableStatus).
+IMPORTING_PRINTABLE_STATUSES = ("", "Provisioning", "WaitingForVolumeBinding")
 
 # Restarts of a VMI that came up from an older template (a KubeVirt controller whose cache lagged behind the VM's
 # patch) before the job gives up.
@@ -395,6 +406,9 @@ def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outco
         seen.update(printable=printable, detail=detail)
         if printable in FAILED_PRINTABLE_STATUSES:
             return True
+        if running and printable not in IMPORTING_PRINTABLE_STATUSES:
+            # KubeVirt says Provisioning until every DataVolume is imported: the first other status ends the import.
+            outcome.mark("datavolume_imported")
         if not running:
             return printable == "Stopped" or not ready
         if not ready:
@@ -438,6 +452,7 @@ def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outco
         outcome.message = "VirtualMachineInstance %s/%s keeps starting without %s after %d restarts" % (
             namespace, name, ", ".join(seen["stale"]), STALE_RESTARTS)
     else:
+        outcome.mark("vm_ready" if running else "vm_stopped")
         outcome.message = "VirtualMachine %s/%s is %s" % (namespace, name, "Ready" if ready else printable)
     return outcome
 
@@ -486,5 +501,7 @@ def ensure_absent(client, instance_name, uid, names, namespace, check_mode=False
                 outcome.state = "Failed"
                 outcome.message = "%s %s/%s still exists after %ds (a finalizer may hold it)" % (resource.kind, namespace, obj["metadata"]["name"], timeout)
                 return outcome
+    if not check_mode:
+        outcome.mark("vm_deleted")
     outcome.message = "deleted %d object(s)" % len(outcome.deleted) if outcome.deleted else "nothing left to delete"
     return outcome
