@@ -19,6 +19,7 @@ import math
 import re
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import NotFound as TemplateNotFound
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.envelope import EnvelopeError, identify
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import STATIC_RESOURCES, KubeError, contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import holder_job
@@ -359,13 +360,17 @@ def to_csv(runs: List[dict]) -> str:
 class LatencyReport(object):
     """Collects the runs of some instances in a time window, from the API server and (optionally) the controller.
 
-    `controller` is an aap.ControllerClient or None; `templates` maps PROVISION/DEPROVISION to a template name.
+    `controller` is an aap.ControllerClient or None, `controller_host` the URL the jobs know it by (their lock holder
+    names carry it); `templates` maps PROVISION/DEPROVISION to a template name. `since`/`until` are datetimes or None.
     """
 
-    def __init__(self, client, names, controller=None, templates=None, organization=None, since=None, until=None):
+    def __init__(self, client, names, controller=None, controller_host=None, templates=None, organization=None, since=None,
+                 until=None):
         self.client = client
         self.names = names
         self.controller = controller
+        self.controller_host = controller_host
+        self.warnings: List[str] = []
         self.templates = templates or {}
         self.organization = organization
         self.since = since
@@ -396,7 +401,11 @@ class LatencyReport(object):
             name = self.templates.get(action)
             if not name:
                 continue
-            template, template_type = self.controller.find_template_any(name, self.organization)
+            try:
+                template, template_type = self.controller.find_template_any(name, self.organization)
+            except TemplateNotFound:
+                self.warnings.append("no job or workflow job template %r on the controller: its jobs are not reported" % name)
+                continue
             listed = self.controller.jobs_created_since(template, since, template_type)
             for job, identity in self.controller.instance_jobs(template, template_type, jobs=listed):
                 if identity.uid not in uids:
@@ -438,7 +447,7 @@ class LatencyReport(object):
                 latest[key[0]] = key
         for key, run in sorted(event_runs.items(), key=lambda item: min(item[1]["marks"].values())):
             uid, action, holder = key
-            job_id = holder_job(holder, self.controller.origin if self.controller else None) if holder.startswith("job-") else None
+            job_id = holder_job(holder, self.controller_host) if holder.startswith("job-") else None
             job = jobs.get((action, str(job_id))) if job_id is not None else None
             if job is not None:
                 joined.add((action, str(job_id)))

@@ -383,8 +383,9 @@ def _utc_now():
     return rfc3339(utc_now())
 
 
-# The VM's printableStatus while its DataVolumes are still being made (KubeVirt's VirtualMachinePrintableStatus).
-IMPORTING_PRINTABLE_STATUSES = ("", "Provisioning", "WaitingForVolumeBinding")
+# The VM's printableStatus while its DataVolumes are still being made (KubeVirt's VirtualMachinePrintableStatus), and
+# vm_state's Unknown before KubeVirt wrote any status.
+IMPORTING_PRINTABLE_STATUSES = ("Unknown", "Provisioning", "WaitingForVolumeBinding")
 
 # Restarts of a VMI that came up from an older template (a KubeVirt controller whose cache lagged behind the VM's
 # patch) before the job gives up.

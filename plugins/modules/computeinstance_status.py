@@ -362,7 +362,7 @@ def main():
             result["changed"] = True
             result["changed_fields"].append("annotation")
     result["resource_version"] = live["metadata"].get("resourceVersion")
-    if any(params[key] for key in options) or version is not None:
+    if any(params[key] for key in ("phase", "conditions", "virtual_machine_reference", "job", "last_restarted_at")) or version is not None:
         result["timings"]["status_written"] = micro_time(utc_now())
 
     if params["record_events"] and not module.check_mode:
