@@ -228,14 +228,18 @@ def spec_changed_at(instance: Optional[dict], generation, before=None):
 
 
 def operator_observed_at(instance: Optional[dict], after):
-    """When the operator wrote status.reconciledConfigVersion after our status write (its managedFields entry)."""
+    """When the operator wrote status.reconciledConfigVersion after our status write (its managedFields entry).
+
+    managedFields times have whole seconds: a write in the same second as ours counts, and is reported as at `after`.
+    """
     if not instance or after is None:
         return None
+    floor = after.replace(microsecond=0)
     for entry in (instance.get("metadata") or {}).get("managedFields") or []:
         status = (entry.get("fieldsV1") or {}).get("f:status") or {}
         moment = parse_time(entry.get("time"))
-        if entry.get("subresource") == "status" and "f:reconciledConfigVersion" in status and moment and moment >= after:
-            return moment
+        if entry.get("subresource") == "status" and "f:reconciledConfigVersion" in status and moment and moment >= floor:
+            return max(moment, after)
     return None
 
 

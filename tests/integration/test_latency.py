@@ -149,6 +149,23 @@ def test_report_finds_the_injected_phases(stack, kubevirt, operator, namespace, 
     assert 0 < phases["job_startup"] < (when(job["finished"]) - when(job["started"])).total_seconds()
     assert run["slowest"] == max((v, k) for k, v in phases.items() if v is not None)[1]
 
+    # The operator notices: it copies the reconciled version into status (as the operator stand-in does). kube-apiserver
+    # keeps the time of that write in managedFields (whole seconds); the stand-in keeps no managedFields.
+    time.sleep(1.5)
+    live = operator.get(namespace, "slow1")
+    observed = utc(time.time())
+    client.CustomObjectsApi(api_client).patch_namespaced_custom_object_status(
+        "cloudkit.openshift.io", "v1alpha1", namespace, "computeinstances", "slow1",
+        {"status": {"reconciledConfigVersion": live["metadata"]["annotations"]["cloudkit.openshift.io/reconciled-config-version"]}})
+    run = next(run for run in report(stack, tmp_path, kube, name="slow1", namespace=namespace, since="10m")["runs"])
+    written = when(run["marks"]["status_written"])
+    if kube.backend == "kube-apiserver":
+        expected = (observed - written).total_seconds()
+        assert expected - 1.0 <= run["phases"]["operator_observed"] <= expected + TOLERANCE, (run, observed)
+    else:
+        assert run["phases"]["operator_observed"] is None and "operator_observed" in run["missing"]
+        assert any("managedFields" in why for why in run["missing_why"]), run
+
     # The deprovision: requested at the deletionTimestamp the API set.
     client.CustomObjectsApi(api_client).delete_namespaced_custom_object("cloudkit.openshift.io", "v1alpha1", namespace,
                                                                        "computeinstances", "slow1")
