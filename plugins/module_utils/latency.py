@@ -342,8 +342,8 @@ def table(runs: List[dict], summary: List[dict]) -> List[str]:
                 " job %s" % run["job"]["id"] if run["job"] else "", ", ".join(PHASE_LABELS[name] for name in run["missing"]),
                 "; ".join(run["missing_why"]) or "not recorded"))
         if run["waited_for"]:
-            lines.append("%s/%s %s: lock wait was for %s" % (run["instance"]["namespace"], run["instance"]["name"], run["run"],
-                                                           run["waited_for"]))
+            lines.append("%s/%s %s: lock wait was for %s"
+                         % (run["instance"]["namespace"], run["instance"]["name"], run["run"], run["waited_for"]))
     return lines
 
 

@@ -22,9 +22,9 @@ description:
     observed (our status write to the operator's next status write). Deprovision phases: queue (deletionTimestamp to job
     created), launch, job startup, lock wait, VM delete, bookkeeping (to the finalizer removed)."
   - A run whose sources are incomplete (a job by an older version of this collection, a hand run without a controller,
-    expired Events, an instance never provisioned) is reported with the phases that can be known; RV(runs[].missing) names
-    the others and RV(runs[].missing_why) says why.
-  - Per run, RV(runs[].slowest) names the slowest phase; RV(summary) gives p50 and p95 per phase over the runs of each
+    expired Events, an instance never provisioned) is reported with the phases that can be known; in RV(runs), C(missing)
+    names the others and C(missing_why) says why.
+  - Per run, C(slowest) in RV(runs) names the slowest phase; RV(summary) gives p50 and p95 per phase over the runs of each
     kind and mode, and the slowest phase by p50.
   - Reads only. Uses the same credentials as the jobs (list ComputeInstances and Events; the controller's job list).
 author:
@@ -38,6 +38,7 @@ attributes:
     description: Reads only; the same in check mode.
   diff_mode:
     support: none
+    description: Nothing is written.
 options:
   name:
     description: Name of one ComputeInstance, with O(namespace). A deleted instance is still found by its Events.

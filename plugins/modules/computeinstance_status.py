@@ -130,8 +130,8 @@ options:
       - Record the job's phase Events on the instance, once this module's writes (and the lock release) are done,
         so that they cost the path to Ready nothing. Requires O(lock_holder), which names the job in each Event
         (C(reportingInstance)). Not in check mode, and a failed Event is a warning, never a failure.
-      - The module adds its own marks: C(status_written) after the status and annotation writes (when it was given
-        any), C(finalizer_removed) and C(lock_released) when it did those.
+      - The module adds its own marks. C(status_written) after the status and annotation writes (when it was given
+        any); C(finalizer_removed) and C(lock_released) when it did those.
     type: dict
     suboptions:
       action:

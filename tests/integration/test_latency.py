@@ -167,8 +167,8 @@ def test_report_finds_the_injected_phases(stack, kubevirt, operator, namespace, 
         assert any("managedFields" in why for why in run["missing_why"]), run
 
     # The deprovision: requested at the deletionTimestamp the API set.
-    client.CustomObjectsApi(api_client).delete_namespaced_custom_object("cloudkit.openshift.io", "v1alpha1", namespace,
-                                                                       "computeinstances", "slow1")
+    custom = client.CustomObjectsApi(api_client)
+    custom.delete_namespaced_custom_object("cloudkit.openshift.io", "v1alpha1", namespace, "computeinstances", "slow1")
     deleting = operator.get(namespace, "slow1")
     deletion = when(deleting["metadata"]["deletionTimestamp"])
     delete_job = finished(stack, launch(stack, stack.template_name("delete"), deleting))
