@@ -436,8 +436,9 @@ class LatencyReport(object):
             # A deleted instance is known by its Events alone (same name, any uid).
             event_runs = dict((key, run) for key, run in event_runs.items()
                               if run["instance"]["name"] == name or key[0] in by_uid)
-        else:
+        elif label_selector:
             event_runs = dict((key, run) for key, run in event_runs.items() if key[0] in by_uid)
+        # else: a whole namespace, deleted instances included (their Events outlive them).
         uids = set(by_uid) | set(key[0] for key in event_runs)
         jobs = self.controller_jobs(uids)
         refs = dict((uid, {"namespace": obj["metadata"]["namespace"], "name": obj["metadata"]["name"], "uid": uid})

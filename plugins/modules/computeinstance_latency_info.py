@@ -12,7 +12,7 @@ short_description: Break the time of ComputeInstance provisions and deprovisions
 version_added: 0.1.0
 description:
   - For one ComputeInstance (O(name) and O(namespace)) or those matching O(label_selector), and the runs in a time window
-    (O(since), O(until)), joins three sources into one duration per phase and run
+    (O(since), O(before)), joins three sources into one duration per phase and run
     - the instance's own timestamps (C(creationTimestamp); a later spec change from C(managedFields); C(deletionTimestamp)),
     - the automation controller's records of the provision and deprovision jobs (created, started, finished), for jobs
       launched by EDA (ansible-rulebook's C(run_job_template)) and by the operator directly (AAP Direct) alike,
@@ -44,7 +44,10 @@ options:
     description: Name of one ComputeInstance, with O(namespace). A deleted instance is still found by its Events.
     type: str
   namespace:
-    description: Namespace of the instance, or of those matching O(label_selector) (all namespaces when unset).
+    description:
+      - Namespace of the instance, or of those matching O(label_selector) (all namespaces when unset).
+      - With neither O(name) nor O(label_selector), every instance of the namespace, the deleted ones included (their
+        Events outlive them).
     type: str
   label_selector:
     description: Label selector of the instances to report on, instead of O(name).
@@ -55,7 +58,7 @@ options:
         are left out, and only controller jobs created since are read.
     type: str
     default: 24h
-  until:
+  before:
     description: End of the window, as O(since); unset means now. Runs that began after it are left out.
     type: str
   provision_template:
@@ -158,7 +161,7 @@ csv:
   returned: always
   type: str
 window:
-  description: The window used, C(since) and C(until) (null for now), RFC 3339.
+  description: The window used, C(since) and C(before) (null for now), RFC 3339.
   returned: always
   type: dict
 """
@@ -193,7 +196,7 @@ def main():
         "namespace": {"type": "str"},
         "label_selector": {"type": "str"},
         "since": {"type": "str", "default": "24h"},
-        "until": {"type": "str"},
+        "before": {"type": "str"},
         "provision_template": {"type": "str", "default": "innabox-create-compute-instance"},
         "deprovision_template": {"type": "str", "default": "innabox-delete-compute-instance"},
         "organization": {"type": "str"},
@@ -209,11 +212,11 @@ def main():
             module.fail_json(msg="; ".join(problems))
     try:
         since = window_bound(params["since"], "since")
-        until = window_bound(params["until"], "until")
+        until = window_bound(params["before"], "before")
     except LatencyError as exc:
         module.fail_json(msg=str(exc))
     if since and until and until < since:
-        module.fail_json(msg="until (%s) is before since (%s)" % (micro_time(until), micro_time(since)))
+        module.fail_json(msg="before (%s) is earlier than since (%s)" % (micro_time(until), micro_time(since)))
     names = module.names(params["api_group"])
     try:
         controller = client_from_kube_module_params(params)
@@ -222,7 +225,7 @@ def main():
     report = LatencyReport(module.client, names, controller=controller, controller_host=params["controller_host"],
                            templates={PROVISION: params["provision_template"], DEPROVISION: params["deprovision_template"]},
                            organization=params["organization"], since=since, until=until)
-    window = {"since": micro_time(since) if since else None, "until": micro_time(until) if until else None}
+    window = {"since": micro_time(since) if since else None, "before": micro_time(until) if until else None}
     try:
         runs = report.collect(params["namespace"], params["name"], params["label_selector"])
     except KubeError as error:

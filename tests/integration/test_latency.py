@@ -123,7 +123,7 @@ def test_report_finds_the_injected_phases(stack, kubevirt, operator, namespace, 
     reasons = sorted(e.reason for e in our_events(api_client, namespace, uid))
     assert set(reasons) == PROVISION_REASONS and len(reasons) == len(PROVISION_REASONS), reasons
 
-    got = report(stack, tmp_path, kube, name="slow1", namespace=namespace, since="10m")
+    got = report(stack, tmp_path, kube, instance="slow1", instance_namespace=namespace, since="10m")
     runs = [run for run in got["runs"] if run["run"] == "provision"]
     assert len(runs) == 1, got
     run = runs[0]
@@ -157,7 +157,7 @@ def test_report_finds_the_injected_phases(stack, kubevirt, operator, namespace, 
     client.CustomObjectsApi(api_client).patch_namespaced_custom_object_status(
         "cloudkit.openshift.io", "v1alpha1", namespace, "computeinstances", "slow1",
         {"status": {"reconciledConfigVersion": live["metadata"]["annotations"]["cloudkit.openshift.io/reconciled-config-version"]}})
-    run = next(run for run in report(stack, tmp_path, kube, name="slow1", namespace=namespace, since="10m")["runs"])
+    run = next(run for run in report(stack, tmp_path, kube, instance="slow1", instance_namespace=namespace, since="10m")["runs"])
     written = when(run["marks"]["status_written"])
     if kube.backend == "kube-apiserver":
         expected = (observed - written).total_seconds()
@@ -172,7 +172,7 @@ def test_report_finds_the_injected_phases(stack, kubevirt, operator, namespace, 
     deleting = operator.get(namespace, "slow1")
     deletion = when(deleting["metadata"]["deletionTimestamp"])
     delete_job = finished(stack, launch(stack, stack.template_name("delete"), deleting))
-    got = report(stack, tmp_path, kube, name="slow1", namespace=namespace, since="10m")
+    got = report(stack, tmp_path, kube, instance="slow1", instance_namespace=namespace, since="10m")
     deprovision = [run for run in got["runs"] if run["run"] == "deprovision"]
     assert len(deprovision) == 1, got
     assert {e.reason for e in our_events(api_client, namespace, uid) if e.action == "Deprovision"} == DEPROVISION_REASONS
@@ -187,7 +187,7 @@ def test_runs_without_our_events_show_what_is_known(stack, operator, namespace, 
     job = finished(stack, launch(stack, LEGACY_TEMPLATE, older))
     assert our_events(api_client, namespace, older["metadata"]["uid"]) == []
 
-    got = report(stack, tmp_path, kube, namespace=namespace, label_selector="", since="10m",
+    got = report(stack, tmp_path, kube, instance_namespace=namespace, since="10m",
                  provision_template=LEGACY_TEMPLATE)
     by_name = dict((run["instance"]["name"], run) for run in got["runs"])
     assert set(by_name) == {"never1", "older1"}, got
@@ -206,7 +206,7 @@ def test_runs_without_our_events_show_what_is_known(stack, operator, namespace, 
     assert unprovisioned["marks"]["requested"].startswith(never["metadata"]["creationTimestamp"].rstrip("Z"))
     assert any("no controller job record" in why for why in unprovisioned["missing_why"])
 
-    text = report(stack, tmp_path, kube, fmt="csv", namespace=namespace, since="10m", provision_template=LEGACY_TEMPLATE)
+    text = report(stack, tmp_path, kube, fmt="csv", instance_namespace=namespace, since="10m", provision_template=LEGACY_TEMPLATE)
     rows = text.splitlines()
     assert rows[0].startswith("namespace,name,uid,run,mode,job_id") and len(rows) == 3, text
     older_row = next(row for row in rows if ",older1," in row).split(",")
