@@ -68,7 +68,7 @@ def run_round(scenario: Scenario, names: list[str], timeout: float) -> dict:
     jobs = [job for job in scenario.jobs_of_all() if job.id not in jobs_before and job.uid in set(uids)]
     provisions = Counter(job.uid for job in jobs if job.action == 'provision')
     return {'ready': ready, 'gone': gone, 'provisions_per_instance': [provisions.get(uid, 0) for uid in uids],
-            'failed_jobs': [job.id for job in jobs if job.status != 'successful'], 'overlaps': scenario.overlaps() or [],
+            'failed_jobs': [f'{job.id} ({job.action}, {job.status})' for job in jobs if job.status != 'successful'], 'overlaps': scenario.overlaps() or [],
             'orphans': scenario.orphans()}
 
 
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     print(f'  overlaps                      {len(result["overlaps"])}   target 0   {"ok" if not result["overlaps"] else "MISSED"}')
     print(f'  objects left                  {len(result["orphans"])}   target 0   {"ok" if not result["orphans"] else "MISSED"}')
     print(f'  AAP Direct, {count} at once: all ready {seconds(direct["ready"])}   all gone {seconds(direct["gone"])}   failed jobs '
-          f'{len(direct["failed_jobs"])}   overlaps {len(direct["overlaps"])}   objects left {len(direct["orphans"])}')
+          f'{len(direct["failed_jobs"])} {" ".join(direct["failed_jobs"])}   overlaps {len(direct["overlaps"])}   objects left {len(direct["orphans"])}')
     print_phases(phases)
     return 0
 

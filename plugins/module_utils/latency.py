@@ -415,8 +415,10 @@ class LatencyReport(object):
                 if identity.uid not in uids:
                     continue
                 facts = self.controller.describe(job, template_type)
-                facts.update(mode=job_mode(job.get("extra_vars")), instance_uid=identity.uid,
-                             generation=_payload_metadata(job.get("extra_vars")).get("generation"))
+                sent = _payload_metadata(job.get("extra_vars"))
+                # The instance as the job got it: its creation time survives the instance itself.
+                facts.update(mode=job_mode(job.get("extra_vars")), instance_uid=identity.uid, generation=sent.get("generation"),
+                             instance_created=sent.get("creationTimestamp"))
                 jobs[(action, str(job["id"]))] = facts
         return jobs
 
@@ -457,8 +459,8 @@ class LatencyReport(object):
             if job is not None:
                 joined.add((action, str(job_id)))
             # The operator's write can answer only the last status write of ours.
-            instance = by_uid.get(uid) if action == DEPROVISION or latest.get(uid) == key else None
-            runs.append(self._run(action, refs[uid], instance, dict(run["marks"]), job, holder, run["waited_for"], True))
+            runs.append(self._run(action, refs[uid], by_uid.get(uid), dict(run["marks"]), job, holder, run["waited_for"], True,
+                                  observed=latest.get(uid) == key))
         for (action, job_id), job in sorted(jobs.items(), key=lambda item: item[1].get("created") or ""):
             if (action, job_id) not in joined:
                 uid = job["instance_uid"]
@@ -472,7 +474,8 @@ class LatencyReport(object):
         runs = [run for run in runs if self._in_window(dict((k, parse_time(v)) for k, v in run["marks"].items()))]
         return sorted(runs, key=lambda run: min(run["marks"].values()) if run["marks"] else "")
 
-    def _run(self, action, ref, instance, marks, job, holder, waited_for, had_events):
+    def _run(self, action, ref, instance, marks, job, holder, waited_for, had_events, observed=False):
+        """One run's marks completed from the controller's job and the instance (live, else the job's copy of it)."""
         if job is not None:
             marks["controller_created"] = parse_time(job.get("created"))
             marks["controller_started"] = parse_time(job.get("started"))
@@ -483,8 +486,9 @@ class LatencyReport(object):
                              or parse_time(((instance or {}).get("metadata") or {}).get("deletionTimestamp")))
         elif "requested" not in marks:
             generation = job.get("generation") if job else ((instance or {}).get("metadata") or {}).get("generation")
-            marks["requested"] = spec_changed_at(instance, generation, marks.get("controller_created") or marks.get("job_started"))
-        if action == PROVISION and instance is not None and "operator_observed" not in marks:
+            sent = {"metadata": {"creationTimestamp": job.get("instance_created")}} if job is not None else None
+            marks["requested"] = spec_changed_at(instance or sent, generation, marks.get("controller_created") or marks.get("job_started"))
+        if action == PROVISION and observed and instance is not None:
             marks["operator_observed"] = operator_observed_at(instance, marks.get("status_written"))
         marks = dict((mark, moment) for mark, moment in marks.items() if moment is not None)
         return build_run(action, ref, marks, job, holder, waited_for, had_events)
