@@ -54,23 +54,21 @@ _WAITED_FOR_NOTE = re.compile(r"waited for (\S+)")
 
 # The phases of a run, each between two marks (controller marks: controller_created, controller_started; the instance's:
 # requested, operator_observed). Contiguous, so they add up to the run's total.
+_TO_THE_LOCK = (
+    ("queue", "requested", "controller_created"),
+    ("launch", "controller_created", "controller_started"),
+    ("job_startup", "controller_started", "lock_wait_begun"),
+    ("lock_wait", "lock_wait_begun", "lock_acquired"),
+)
 PHASES = {
-    PROVISION: (
-        ("queue", "requested", "controller_created"),
-        ("launch", "controller_created", "controller_started"),
-        ("job_startup", "controller_started", "lock_wait_begun"),
-        ("lock_wait", "lock_wait_begun", "lock_acquired"),
+    PROVISION: _TO_THE_LOCK + (
         ("vm_apply", "lock_acquired", "vm_applied"),
         ("import", "vm_applied", "datavolume_imported"),
         ("boot", "datavolume_imported", "vm_ready"),
         ("bookkeeping", "vm_ready", "status_written"),
         ("operator_observed", "status_written", "operator_observed"),
     ),
-    DEPROVISION: (
-        ("queue", "requested", "controller_created"),
-        ("launch", "controller_created", "controller_started"),
-        ("job_startup", "controller_started", "lock_wait_begun"),
-        ("lock_wait", "lock_wait_begun", "lock_acquired"),
+    DEPROVISION: _TO_THE_LOCK + (
         ("vm_delete", "lock_acquired", "vm_deleted"),
         ("bookkeeping", "vm_deleted", "finalizer_removed"),
     ),

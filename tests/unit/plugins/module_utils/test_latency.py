@@ -16,6 +16,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.latency impo
     operator_observed_at,
     percentile,
     phase_events,
+    record_phase_events,
     runs_from_events,
     spec_changed_at,
     summarize,
@@ -129,3 +130,15 @@ def test_request_and_operator_times_from_the_instance():
     assert operator_observed_at(instance, at(360.5)) == at(361)
     assert operator_observed_at(instance, at(361.4)) == at(361.4), "same second: at our write"
     assert operator_observed_at(instance, at(362)) is None
+
+
+def test_phase_events_are_recorded_at_their_own_time_with_action_and_job(fake):
+    instance = {"apiVersion": "cloudkit.openshift.io/v1alpha1", "kind": "ComputeInstance",
+                "metadata": {"name": "vm1", "namespace": "ns", "uid": "u1", "resourceVersion": "7"}}
+    timings = check_timings({"job_started": stamp(0), "vm_ready": stamp(30.25), "lock_waited_for": None})
+    written, warnings = record_phase_events(fake, instance, DEPROVISION, "job-8@aap.example.com", timings)
+    assert warnings == [] and [entry["reason"] for entry in written] == ["JobStarted", "VirtualMachineReady"]
+    first, second = fake.created[-2:]
+    assert (first["eventTime"], second["eventTime"]) == (stamp(0), stamp(30.25))
+    assert second["lastTimestamp"] == "2026-05-04T10:00:30Z" and second["action"] == "Deprovision"
+    assert second["reportingInstance"] == "job-8@aap.example.com" and second["reportingComponent"] == "cloudkit-provisioning"
