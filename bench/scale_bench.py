@@ -86,16 +86,16 @@ def print_phases(summary: list[dict]) -> None:
     groups = dict(((group['run'], group['mode']), group) for group in summary)
     for kind in (PROVISION, DEPROVISION):
         columns = [(kind.lower(), mode) for mode in ('EDA', 'AAP Direct')]
-        print(f'  {kind.lower()} phases, p50 / p95 seconds   ' + '   '.join(f'{mode + " (" + str(groups[c]["runs"] if c in groups else 0) + " runs)":>22}'
-                                                                          for c, mode in zip(columns, ('EDA', 'AAP Direct'))))
+        heads = [f'{mode} ({groups[(run, mode)]["runs"] if (run, mode) in groups else 0} runs)' for run, mode in columns]
+        print(f'  {kind.lower()} phases, p50 / p95 seconds   ' + '   '.join(f'{head:>22}' for head in heads))
         for name, _start, _end in PHASES[kind] + (('total', None, None),):
             cells = []
             for column in columns:
                 stats = (groups[column]['total'] if name == 'total' else groups[column]['phases'][name]) if column in groups else {}
                 cells.append('-' if not stats.get('count') else f'{stats["p50"]:.1f} / {stats["p95"]:.1f}')
             print(f'    {PHASE_LABELS.get(name, name):<34}' + '   '.join(f'{cell:>22}' for cell in cells))
-        print(f'    {"slowest (by p50)":<34}' + '   '.join(f'{PHASE_LABELS.get(groups[c]["slowest"], "-") if c in groups else "-":>22}'
-                                                          for c in columns))
+        slowest = [PHASE_LABELS.get(groups[column]['slowest'], '-') if column in groups else '-' for column in columns]
+        print(f'    {"slowest (by p50)":<34}' + '   '.join(f'{name:>22}' for name in slowest))
 
 
 def seconds(value: float | None) -> str:
