@@ -6,12 +6,17 @@ rule launches the create (later the delete) job template on the controller stand
 playbooks for real. Printed: the time until every instance is Ready and reconciled, the jobs launched per instance
 (target: 1), overlapping provision/deprovision writes (target: 0), the time until every instance is gone and the
 objects left (target: 0). The baseline, measured first in the same run, is one instance alone: the ratio
-``all / (N x one)`` says how much of the work ran in parallel (1.0 = none). Nothing is asserted; exit status 0.
+``all / (N x one)`` says how much of the work ran in parallel (1.0 = none). Then the same number of instances again with
+the operator in AAP Direct mode (it launches the job templates itself), and the latency report's per-phase p50/p95
+(module_utils/latency.py, docs/latency.md) of both rounds side by side, so a change in either mode shows which phase
+moved. ``--instances`` (or ``B3_INSTANCES``) sizes both rounds. Nothing is asserted; exit status 0.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import io
+import os
 import sys
 import tempfile
 import time
@@ -25,6 +30,12 @@ for path in (ROOT, ROOT / '.build'):
 
 from tests.stack.local import LocalStack  # noqa: E402  pylint: disable=wrong-import-position
 from tests.stack.scenarios import VERSION, Scenario  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.aap import ControllerClient  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube import KubeClient  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.latency import (  # noqa: E402  pylint: disable=wrong-import-position
+    DEPROVISION, PHASE_LABELS, PHASES, PROVISION, LatencyReport, summarize,
+)
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def wait_until(check, timeout: float) -> float | None:
@@ -57,8 +68,34 @@ def run_round(scenario: Scenario, names: list[str], timeout: float) -> dict:
     jobs = [job for job in scenario.jobs_of_all() if job.id not in jobs_before and job.uid in set(uids)]
     provisions = Counter(job.uid for job in jobs if job.action == 'provision')
     return {'ready': ready, 'gone': gone, 'provisions_per_instance': [provisions.get(uid, 0) for uid in uids],
-            'failed_jobs': [job.id for job in jobs if job.status != 'successful'], 'overlaps': scenario.overlaps() or [],
+            'failed_jobs': [f'{job.id} ({job.action}, {job.status})' for job in jobs if job.status != 'successful'], 'overlaps': scenario.overlaps() or [],
             'orphans': scenario.orphans()}
+
+
+def phase_summary(stack: LocalStack, scenario: Scenario, since: datetime.datetime) -> list[dict]:
+    """The latency report's p50/p95 per phase, kind of run and mode, for the runs of the scenario's namespace since ``since``."""
+    report = LatencyReport(KubeClient.from_options({'kubeconfig': stack.kubeconfig}), Names(scenario.group),
+                           controller=ControllerClient(stack.controller.gateway_url, token=stack.controller.token),
+                           controller_host=stack.controller.gateway_url, organization=stack.organization, since=since,
+                           templates={PROVISION: stack.template_name('create'), DEPROVISION: stack.template_name('delete')})
+    return summarize(report.collect(namespace=scenario.namespace))
+
+
+def print_phases(summary: list[dict]) -> None:
+    """Per phase, p50 / p95 seconds of EDA and AAP Direct side by side, provisions then deprovisions."""
+    groups = dict(((group['run'], group['mode']), group) for group in summary)
+    for kind in (PROVISION, DEPROVISION):
+        columns = [(kind.lower(), mode) for mode in ('EDA', 'AAP Direct')]
+        heads = [f'{mode} ({groups[(run, mode)]["runs"] if (run, mode) in groups else 0} runs)' for run, mode in columns]
+        print(f'  {kind.lower()} phases, p50 / p95 seconds   ' + '   '.join(f'{head:>22}' for head in heads))
+        for name, _start, _end in PHASES[kind] + (('total', None, None),):
+            cells = []
+            for column in columns:
+                stats = (groups[column]['total'] if name == 'total' else groups[column]['phases'][name]) if column in groups else {}
+                cells.append('-' if not stats.get('count') else f'{stats["p50"]:.1f} / {stats["p95"]:.1f}')
+            print(f'    {PHASE_LABELS.get(name, name):<34}' + '   '.join(f'{cell:>22}' for cell in cells))
+        slowest = [PHASE_LABELS.get(groups[column]['slowest'], '-') if column in groups else '-' for column in columns]
+        print(f'    {"slowest (by p50)":<34}' + '   '.join(f'{name:>22}' for name in slowest))
 
 
 def seconds(value: float | None) -> str:
@@ -69,7 +106,8 @@ def seconds(value: float | None) -> str:
 def main(argv=None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--instances', type=int, default=50, help='how many instances are created at once (default 50)')
+    parser.add_argument('--instances', type=int, default=int(os.environ.get('B3_INSTANCES', '50')),
+                        help='how many instances are created at once, in each mode (default 50, or B3_INSTANCES)')
     parser.add_argument('--ready-delay', type=float, default=1.0, help='seconds until a started VM is Ready (KubeVirt stand-in)')
     parser.add_argument('--timeout', type=float, default=1800.0, help='seconds each wait may take')
     args = parser.parse_args(argv)
@@ -80,7 +118,11 @@ def main(argv=None) -> int:
         scenario.use_operator('eda', resend_after=args.timeout)
         try:
             baseline = run_round(scenario, ['scale-baseline'], args.timeout)
+            since = datetime.datetime.now(datetime.timezone.utc)
             result = run_round(scenario, [f'scale-{pos:03d}' for pos in range(args.instances)], args.timeout)
+            scenario.use_operator('aap', resend_after=args.timeout)
+            direct = run_round(scenario, [f'scale-aap-{pos:03d}' for pos in range(args.instances)], args.timeout)
+            phases = phase_summary(stack, scenario, since)
         finally:
             scenario.close()
     count = args.instances
@@ -97,6 +139,9 @@ def main(argv=None) -> int:
     print(f'  failed jobs                   {len(result["failed_jobs"])}   target 0   {"ok" if not result["failed_jobs"] else "MISSED"}')
     print(f'  overlaps                      {len(result["overlaps"])}   target 0   {"ok" if not result["overlaps"] else "MISSED"}')
     print(f'  objects left                  {len(result["orphans"])}   target 0   {"ok" if not result["orphans"] else "MISSED"}')
+    print(f'  AAP Direct, {count} at once: all ready {seconds(direct["ready"])}   all gone {seconds(direct["gone"])}   failed jobs '
+          f'{len(direct["failed_jobs"])} {" ".join(direct["failed_jobs"])}   overlaps {len(direct["overlaps"])}   objects left {len(direct["orphans"])}')
+    print_phases(phases)
     return 0
 
 

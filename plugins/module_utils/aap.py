@@ -30,6 +30,7 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.envelope import EnvelopeError, identify
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import USER_AGENT
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.retry import NO_RETRY, Retry
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import parse_time
 
 # docs/contract.md, Status (job states), with Pending/Waiting/Running kept apart (later operator versions).
 STATE_BY_STATUS = {
@@ -532,16 +533,27 @@ class ControllerClient:
         query = {kind["template_field"]: template["id"], "status__in": ",".join(ACTIVE_STATUSES), "order_by": "id"}
         return [job for job in self.get_all(kind["jobs"] + "/", query) if job.get("status") in ACTIVE_STATUSES]
 
-    def instance_jobs(self, template, template_type="job"):
-        """Active jobs of the template that carry a ComputeInstance, as (job, identity) pairs.
+    def jobs_created_since(self, template, since, template_type="job"):
+        """The template's jobs (any status) created at or after `since` (RFC 3339), oldest first."""
+        kind = KINDS[template_type]
+        query = {kind["template_field"]: template["id"], "created__gte": since, "order_by": "id"}
+        floor = parse_time(since)
+        # Filtered here too: a controller that ignores the lookup still answers with every job.
+        return [job for job in self.get_all(kind["jobs"] + "/", query)
+                if floor is None or (parse_time(job.get("created")) or floor) >= floor]
+
+    def instance_jobs(self, template, template_type="job", jobs=None):
+        """Jobs of the template that carry a ComputeInstance, as (job, identity) pairs: the active ones unless `jobs`
+        (a list of the template's jobs) is given.
 
         The instance is recognised in any envelope of the job's extra_vars (envelope.identify); jobs
         whose extra vars carry no instance are someone else's and are skipped.
         """
-        for job in self.active_jobs(template, template_type):
+        for job in self.active_jobs(template, template_type) if jobs is None else jobs:
             extra_vars = job.get("extra_vars")
             if extra_vars is None:
                 extra_vars = self.get_job(job["id"], template_type).get("extra_vars")
+                job = dict(job, extra_vars=extra_vars)
             try:
                 identity = identify(extra_vars or "{}")
             except EnvelopeError:

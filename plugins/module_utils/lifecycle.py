@@ -29,7 +29,12 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.computeinsta
 )
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import Resource
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.names import Names
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import parse_time, rfc3339, utc_now
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import (
+    micro_time,
+    parse_time,
+    rfc3339,
+    utc_now,
+)
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kubevirt import (
     DATA_VOLUME,
     DELETE_ORDER,
@@ -107,6 +112,11 @@ class Outcome:
         self.blocked = False
         self.restarted_at = None
         self.waited_on = None
+        self.timings = {}  # phase mark -> MicroTime, for the job's phase Events (module_utils/latency.py)
+
+    def mark(self, phase):
+        """Note when a phase ended (the first time only): observed on the way, never with an extra request."""
+        self.timings.setdefault(phase, micro_time(utc_now()))
 
     @property
     def changed(self):
@@ -186,6 +196,7 @@ class Outcome:
             "notes": self.notes,
             "restarted_at": self.restarted_at,
             "waited_on": self.waited_on,
+            "timings": self.timings,
         }
 
 
@@ -422,6 +433,8 @@ def ensure_present(
         outcome.restarted_at = restart_at
         outcome.notes.append(f"restart requested at {restart_at}: served by the VM's next start (it was not running)")
 
+    if not check_mode:
+        outcome.mark("vm_applied")
     if check_mode or not wait:
         outcome.message = "objects %s" % ("would be applied" if check_mode else "applied; not waiting")
         return outcome
@@ -433,6 +446,10 @@ def ensure_present(
 def _utc_now():
     return rfc3339(utc_now())
 
+
+# The VM's printableStatus while its DataVolumes are still being made (KubeVirt's VirtualMachinePrintableStatus), and
+# vm_state's Unknown before KubeVirt wrote any status.
+IMPORTING_PRINTABLE_STATUSES = ("Unknown", "Provisioning", "WaitingForVolumeBinding")
 
 # Restarts of a VMI that came up from an older template (a KubeVirt controller whose cache lagged behind the VM's
 # patch) before the job gives up.
@@ -454,6 +471,9 @@ def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outco
         seen.update(printable=printable, detail=detail)
         if printable in FAILED_PRINTABLE_STATUSES:
             return True
+        if running and printable not in IMPORTING_PRINTABLE_STATUSES:
+            # KubeVirt says Provisioning until every DataVolume is imported: the first other status ends the import.
+            outcome.mark("datavolume_imported")
         if not running:
             return printable == "Stopped" or not ready
         if not ready:
@@ -500,6 +520,7 @@ def _wait_vm(client, name, namespace, running, old_vmi_uid, timeout, tick, outco
         outcome.message = (f"VirtualMachineInstance {namespace}/{name} keeps starting without "
                            f"{', '.join(seen['stale'])} after {STALE_RESTARTS} restarts")
     else:
+        outcome.mark("vm_ready" if running else "vm_stopped")
         outcome.message = "VirtualMachine {}/{} is {}".format(namespace, name, "Ready" if ready else printable)
     return outcome
 
@@ -579,5 +600,7 @@ def ensure_absent(client: Any, instance_name: str, uid: Optional[str], names: Na
                 outcome.message = (f"{resource.kind} {namespace}/{obj['metadata']['name']} still exists after "
                                    f"{int(timeout)}s (a finalizer may hold it)")
                 return outcome
+    if not check_mode:
+        outcome.mark("vm_deleted")
     outcome.message = f"deleted {len(outcome.deleted)} object(s)" if outcome.deleted else "nothing left to delete"
     return outcome

@@ -185,10 +185,14 @@ def update_status(client, resource, name, namespace, options, check_mode=False, 
     return outcome["changed"], outcome["before"], outcome["after"], outcome["live"]
 
 
-def record_event(client, obj, reason, message, event_type="Normal"):
-    """Create a v1 Event about `obj` so `kubectl describe` shows it; returns the Event."""
+def record_event(client, obj, reason, message, event_type="Normal", moment=None, action=None, reporting_instance=None):
+    """Create an Event about `obj` so `kubectl describe` shows it; returns the Event.
+
+    `moment` is when it happened (default now): a phase Event written late in the job keeps the time of its phase.
+    The Event carries eventTime, action and the reporting fields, so events.k8s.io/v1 serves it in full.
+    """
     metadata = obj["metadata"]
-    moment = utc_now()
+    moment = moment or utc_now()
     timestamp, micro = rfc3339(moment), micro_time(moment)
     event = {
         "apiVersion": "v1",
@@ -207,11 +211,11 @@ def record_event(client, obj, reason, message, event_type="Normal"):
         "type": event_type,
         "source": {"component": EVENT_COMPONENT},
         "reportingComponent": EVENT_COMPONENT,
-        "reportingInstance": EVENT_COMPONENT,
+        "reportingInstance": shorten(reporting_instance or EVENT_COMPONENT, EVENT_REASON_MAX_BYTES, in_bytes=True),
         "firstTimestamp": timestamp,
         "lastTimestamp": timestamp,
         "eventTime": micro,
-        "action": shorten(reason, EVENT_REASON_MAX_BYTES, in_bytes=True),
+        "action": shorten(action or reason, EVENT_REASON_MAX_BYTES, in_bytes=True),
         "count": 1,
     }
     return client.create(STATIC_RESOURCES[("v1", "Event")], event, metadata["namespace"])

@@ -115,9 +115,19 @@ holder_job:
   description: The job id of RV(holder) when it is a job of O(controller_host); null otherwise.
   returned: always
   type: int
+timings:
+  description:
+    - When the wait for the lock began and when it was acquired (RFC 3339, microseconds), and C(lock_waited_for), the
+      holder that was waited for (null when the lock was free). Pass them on to
+      O(cloudkit.provisioning.computeinstance_status#module:phase_events); an AAP job log shows them here.
+  returned: when O(state=present), not in check mode
+  type: dict
+  sample: {lock_wait_begun: "2026-05-04T10:00:01.002000Z", lock_acquired: "2026-05-04T10:00:09.118000Z",
+           lock_waited_for: "job-41@aap.example.com"}
 """
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import micro_time, utc_now
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import (
     InstanceLock,
@@ -171,9 +181,17 @@ def main():
                 done(holder_of(lease), changed=ours, acquired=False)
             done(holder_of(lease), changed=params["state"] == "present" and free and not ours, acquired=free, waited=0.0)
         if params["state"] == "present":
-            taken = lock.acquire(params["timeout"])
+            timings = {"lock_wait_begun": micro_time(utc_now()), "lock_waited_for": None}
+
+            def note_holder(lease):
+                timings["lock_waited_for"] = holder_of(lease)
+
+            taken = lock.acquire(params["timeout"], on_wait=note_holder)
+            timings["lock_acquired"] = micro_time(utc_now())
+            if taken["taken_over_from"]:
+                timings["lock_waited_for"] = taken["taken_over_from"]
             done(lock.holder, changed=not taken["already_held"], acquired=True, waited=round(taken["waited"], 3),
-                 taken_over_from=taken["taken_over_from"])
+                 taken_over_from=taken["taken_over_from"], timings=timings)
         if params["state"] == "renewed":
             lock.adopt_duration(lock.read())
             lock.renew()

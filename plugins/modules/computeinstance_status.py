@@ -22,6 +22,10 @@ description:
     again and the change merged again, a bounded number of times with jitter.
   - Records a Kubernetes Event on the instance for each phase change and each failure, so
     C(kubectl describe ci NAME) shows the progress.
+  - With O(phase_events), records the job's phase Events (job started, lock wait begun and acquired, VM applied,
+    DataVolume imported, VM Ready, status written, lock released; for a deprovision VM deleted and finalizer removed),
+    each with the C(eventTime) of its phase, after every other write of the module, the lock release included. The
+    latency report (M(cloudkit.provisioning.computeinstance_latency_info)) reads them back.
 author:
   - cloudkit.provisioning contributors (@cloudkit)
 extends_documentation_fragment:
@@ -121,6 +125,28 @@ options:
         Lease is still held by O(lock_holder) (renewing it), and none is sent once it is not. The module then fails
         with C(fenced=LockLost).
     type: str
+  phase_events:
+    description:
+      - Record the job's phase Events on the instance, once this module's writes (and the lock release) are done,
+        so that they cost the path to Ready nothing. Requires O(lock_holder), which names the job in each Event
+        (C(reportingInstance)). Not in check mode, and a failed Event is a warning, never a failure.
+      - The module adds its own marks. C(status_written) after the status and annotation writes (when it was given
+        any); C(finalizer_removed) and C(lock_released) when it did those.
+    type: dict
+    suboptions:
+      action:
+        description: Which job this is; the Events' C(action).
+        type: str
+        required: true
+        choices: [Provision, Deprovision]
+      timings:
+        description:
+          - When each earlier phase ended, as the other modules return it in RV(timings) (RFC 3339 times keyed
+            C(job_started), C(deletion_requested), C(lock_wait_begun), C(lock_acquired), C(vm_applied),
+            C(datavolume_imported), C(vm_ready), C(vm_deleted)), plus C(lock_waited_for), the holder this job waited for.
+          - An unknown key or a value that is not a time fails the task, naming it, before anything is written.
+        type: dict
+        default: {}
 notes:
   - Provisioning outcomes (O(phase=Ready) or V(Progressing), O(reconciled_config_version), O(add_finalizer)) are
     refused on an instance that is being deleted, with C(fenced=InstanceDeleting); a delete then proceeds at once.
@@ -157,6 +183,10 @@ EXAMPLES = r"""
     reconciled_config_version: "{{ instance.desired_config_version }}"
     release_lock: true
     lock_holder: "job-{{ awx_job_id }}@aap.example.com"
+    # Written after the lock release, each with the time of its phase.
+    phase_events:
+      action: Provision
+      timings: "{{ {'job_started': job_started_at} | combine(lock.timings, vm.timings) }}"
 
 - name: Own the instance and say provisioning started, in one read
   cloudkit.provisioning.computeinstance_status:
@@ -201,11 +231,29 @@ events:
   returned: always
   type: list
   elements: dict
+timings:
+  description:
+    - When this module's own phases ended (RFC 3339, microseconds), as O(phase_events) records them; an AAP job log
+      shows them.
+  returned: always
+  type: dict
+  sample: {status_written: "2026-05-04T10:00:31.402113Z", lock_released: "2026-05-04T10:00:31.455871Z"}
+phase_events:
+  description: The phase Events recorded, as reason, message, event_time and action (empty without O(phase_events)).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - reason: LockAcquired
+      message: "provision job job-42@aap.example.com: lock acquired; waited for job-41@aap.example.com"
+      event_time: "2026-05-04T10:00:02.118000Z"
+      action: Provision
 """
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError, NotFound
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import contract_resources
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.latency import LatencyError, check_timings, record_phase_events
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceDeleting, InstanceLock
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import BeingDeleted, check_uid, set_annotation, set_finalizer
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.status import (
@@ -215,6 +263,7 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.status impor
     status_changes,
     update_status,
 )
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import micro_time, utc_now
 
 PLACEHOLDER_VERSIONS = ("unknown", "none", "null", "undefined")
 
@@ -237,9 +286,15 @@ def main():
         "remove_finalizer": {"type": "bool", "default": False},
         "release_lock": {"type": "bool", "default": False},
         "lock_holder": {"type": "str"},
+        "phase_events": {
+            "type": "dict",
+            "options": {"action": {"type": "str", "required": True, "choices": ["Provision", "Deprovision"]},
+                        "timings": {"type": "dict", "default": {}}},
+        },
     }
     argument_spec.update(INSTANCE_SPEC)
-    module = KubeModule(argument_spec=argument_spec, supports_check_mode=True, required_if=[("release_lock", True, ("lock_holder",))],
+    module = KubeModule(argument_spec=argument_spec, supports_check_mode=True,
+                        required_if=[("release_lock", True, ("lock_holder",))],
                         mutually_exclusive=INSTANCE_CONSTRAINTS["mutually_exclusive"] + [("add_finalizer", "remove_finalizer")],
                         **dict((k, v) for k, v in INSTANCE_CONSTRAINTS.items() if k != "mutually_exclusive"))
     params = module.params
@@ -251,12 +306,18 @@ def main():
         explicit_events = events_for({}, {}, {"event": params["event"]}) if params["event"] else []
     except StatusError as exc:
         module.fail_json(msg=str(exc))
+    if params["phase_events"] and not params["lock_holder"]:
+        module.fail_json(msg="phase_events needs lock_holder: it names the job in each phase Event")
+    try:
+        timings = check_timings(params["phase_events"]["timings"], "phase_events.timings") if params["phase_events"] else {}
+    except LatencyError as exc:
+        module.fail_json(msg=str(exc))
 
     identity, names = module.identify_instance()
     resource = contract_resources(names)[0]
     client = module.client
     name, namespace = identity["name"], identity["namespace"]
-    result = {"changed": False, "changed_fields": [], "events": [], "lock_released": False}
+    result = {"changed": False, "changed_fields": [], "events": [], "lock_released": False, "timings": {}, "phase_events": []}
     options = dict((key, params[key]) for key in ("phase", "conditions", "virtual_machine_reference", "job", "job_records", "last_restarted_at"))
     owned = None
     uid = identity.get("uid")
@@ -302,6 +363,8 @@ def main():
             result["changed"] = True
             result["changed_fields"].append("annotation")
     result["resource_version"] = live["metadata"].get("resourceVersion")
+    if any(params[key] for key in ("phase", "conditions", "virtual_machine_reference", "job", "last_restarted_at")) or version is not None:
+        result["timings"]["status_written"] = micro_time(utc_now())
 
     if params["record_events"] and not module.check_mode:
         events = events_for(before, after, options if changed else {})
@@ -319,6 +382,7 @@ def main():
             result["changed"] = True
             result["changed_fields"].append("finalizers")
             finalizers = result["finalizers"] = let_go["finalizers"]
+            result["timings"]["finalizer_removed"] = micro_time(utc_now())
     # The job's last write is done: the instance (and with it the Lease) may be gone any moment now.
     module.release_fence()
     if params["release_lock"] and not module.check_mode:
@@ -327,6 +391,14 @@ def main():
             result["lock_released"], _holder = lock.release()
         except KubeError as error:
             module.fail_api(error, "status written; cannot release Lease %s/%s" % (lock.namespace, lock.name), **result)
+        if result["lock_released"]:
+            result["timings"]["lock_released"] = micro_time(utc_now())
+    if params["phase_events"] and not module.check_mode:
+        # Last, off the path to Ready: the operator may already see Ready while these are written.
+        result["phase_events"], warnings = record_phase_events(client, live, params["phase_events"]["action"], params["lock_holder"],
+                                                               dict(timings, **result["timings"]))
+        for warning in warnings:
+            module.warn(warning)
 
     if result["changed"] and module._diff:
         result["diff"] = {

@@ -226,6 +226,17 @@ waited_on:
   description: The last thing waited for.
   returned: always
   type: str
+timings:
+  description:
+    - When each phase ended (RFC 3339, microseconds), seen on the way without extra requests. V(present) -
+      C(vm_applied) (every object written), C(datavolume_imported) (the VM left C(Provisioning)), C(vm_ready) (or
+      C(vm_stopped) when halted); V(absent) - C(vm_deleted) (everything gone). Pass them on to
+      O(cloudkit.provisioning.computeinstance_status#module:phase_events); an AAP job log shows them here.
+    - Empty in check mode; a phase not reached (a failure, O(wait=false)) is missing.
+  returned: always
+  type: dict
+  sample: {vm_applied: "2026-05-04T10:00:03.201000Z", datavolume_imported: "2026-05-04T10:00:21.950000Z",
+           vm_ready: "2026-05-04T10:00:29.004000Z"}
 parameters:
   description: The validated VM parameters used.
   returned: when O(state=present)
@@ -264,7 +275,7 @@ def main():
     if live is None:
         outcome = {"changed": False, "exists": False, "vm_reference": None, "message": "%s: %s" % (where, gone),
                    "created": [], "updated": [], "deleted": [], "changes": [], "summary": [], "refused": [], "notes": [],
-                   "restarted_at": None, "waited_on": None}
+                   "restarted_at": None, "waited_on": None, "timings": {}}
         if present:
             module.fail_json(msg=outcome.pop("message"), state="Failed", **outcome)
         module.exit_json(state="Succeeded", **outcome)

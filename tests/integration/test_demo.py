@@ -42,6 +42,17 @@ def test_make_demo_converges_in_both_modes(tmp_path):
     assert actions[("EDA", "delete during provision")] in stood_aside_or_canceled
     assert actions[("AAP Direct", "create")] == [("provision", "successful")]
     assert actions[("AAP Direct", "delete during provision")] in stood_aside_or_canceled
+    # Each step shows where its time went: the latency report's table of the step's runs, joined with the controller's
+    # job ids (the same ids the step's job records have).
+    for key, step in steps.items():
+        table = step["latency"]
+        assert table and table[0].split()[:4] == ["instance", "run", "mode", "job"], (key, table)
+        # The run rows (the notes below the table say "<instance> <run> ...: missing ..." and contain ": ").
+        rows = [line.split() for line in table[1:] if line.startswith("cloudkit-demo/") and ": " not in line]
+        mode = key[0].split()
+        assert {row[len(mode) + 2] for row in rows} >= {str(job["id"]) for job in step["jobs"] if job["status"] == "successful"}, (key, table)
+        assert all(row[2:2 + len(mode)] == mode for row in rows), (key, table)
+    assert "where the time went (seconds):" in result.stderr
     # The person watching sees the progress and the story on stderr.
     assert "phase=Progressing" in result.stderr and "deleting it now, while the provision job works" in result.stderr
     assert "job" in result.stderr and "deprovision: successful" in result.stderr

@@ -8,7 +8,9 @@ operator stand-in in EDA mode, then:
 2. changes its spec and shows the re-provision;
 3. deletes it while a provision is running: the cancel, the wait, the deprovision, the finalizer going, the instance gone;
 4. repeats 1 and 3 in AAP Direct mode (the operator launches the job templates itself);
-5. prints a summary (each step, time, jobs launched, overlaps, orphaned objects) and exits 1 if anything did not converge.
+5. prints, after each step, where its time went: the latency report's table of the step's runs (playbooks/latency_report.yml,
+   run as an operator would; docs/latency.md);
+6. prints a summary (each step, time, jobs launched, overlaps, orphaned objects) and exits 1 if anything did not converge.
 
 ``--api kube-apiserver`` (``make demo DEMO_API=kube-apiserver``) runs it on kube-apiserver, kube-controller-manager and etcd
 built from their Go modules (``make bootstrap``) instead of the embedded API stand-in. A real cluster is used only when
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +38,7 @@ from kubernetes import client
 from . import apis, audit
 from .seed import desired_config_version
 from .kubevirt.informer import Informer, custom_objects_api, start_synced
-from .local import LocalStack
+from .local import ROOT, LocalStack
 
 VERSION = 'v1alpha1'
 TEMPLATE_ID = 'cloudkit.templates.ocp_virt_vm'
@@ -62,6 +65,7 @@ class StepResult:
     converged: bool = False
     detail: str = ''
     jobs: list = field(default_factory=list)
+    latency: list = field(default_factory=list)   # the latency report's table lines for the step's runs
 
     def row(self) -> list[str]:
         """The summary table's cells."""
@@ -277,6 +281,7 @@ class Scenario:
         result = StepResult(title, 'EDA' if self.mode == 'eda' else 'AAP Direct', name)
         self.say(f'\n== {title} ({result.mode}): {name}')
         started = time.monotonic()
+        began = time.time()
         before = set()
         uid = None
         obj = self.get(name)
@@ -302,6 +307,10 @@ class Scenario:
             result.jobs = [asdict(j) for j in new]
             for job in new:
                 self.say(f'   job {job.id} {job.action}: {job.status}')
+            result.latency = self.latency(name, began)
+            self.say('   where the time went (seconds):')
+            for line in result.latency:
+                self.say('     ' + line)
         found = self.overlaps()
         result.overlaps = None if found is None else len(found)
         orphans = self.orphans()
@@ -314,6 +323,24 @@ class Scenario:
                  + (f': {result.detail}' if result.detail else ''))
         self.results.append(result)
         return result
+
+    def latency(self, name: str, since: float) -> list[str]:
+        """The latency report's table for the runs of ``name`` since ``since`` (epoch seconds), by playbooks/latency_report.yml
+        with the jobs' own credentials."""
+        with tempfile.TemporaryDirectory(prefix='latency-') as work:
+            output = os.path.join(work, 'table.txt')
+            variables = {'instance': name, 'instance_namespace': self.namespace, 'output': output, 'organization': self.stack.organization,
+                         'since': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(since - 1)), 'api_group': self.group,
+                         'provision_template': self.stack.template_name('create'),
+                         'deprovision_template': self.stack.template_name('delete')}
+            command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), str(ROOT / 'playbooks' / 'latency_report.yml'),
+                       '-e', json.dumps(variables)]
+            done = subprocess.run(command, env=dict(os.environ, **self.stack.job_environment()), capture_output=True, text=True,
+                                  timeout=300, check=False)
+            if done.returncode != 0:
+                return [f'latency report failed: {(done.stdout + done.stderr)[-500:]}']
+            with open(output, encoding='utf-8') as table_file:
+                return table_file.read().splitlines()
 
     def create_instance(self, name: str, parameters: dict | None = None, **metadata) -> dict:
         """Create an instance as a user does: a spec only (PARAMETERS updated with ``parameters``), plus ``metadata``; returns it."""

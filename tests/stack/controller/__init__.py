@@ -101,6 +101,15 @@ class ControllerServer(LoopThreadMixin):
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
+    @property
+    def waiting_delay(self) -> float:
+        """Seconds a job stays ``waiting`` before it starts (AAP's launch latency); may be changed while running."""
+        return self.store.waiting_delay
+
+    @waiting_delay.setter
+    def waiting_delay(self, seconds: float) -> None:
+        self.store.waiting_delay = float(seconds)
+
     # --------------------------------------------------------- inspection
 
     def jobs(self) -> list[dict]:
