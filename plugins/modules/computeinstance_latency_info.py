@@ -19,8 +19,8 @@ description:
     - the phase Events the jobs of this collection record on the instance (C(reportingComponent=cloudkit-provisioning)).
   - "Provision phases: queue (request to job created), launch (created to started), job startup (started to the lock
     wait), lock wait, VM apply, import (DataVolumes), boot (to VM Ready), bookkeeping (Ready to status written),
-    operator observed (our status write to the operator's next status write). Deprovision phases: queue (deletionTimestamp to job
-    created), launch, job startup, lock wait, VM delete, bookkeeping (to the finalizer removed)."
+    operator observed (our status write to the operator's next status write). Deprovision phases: queue
+    (deletionTimestamp to job created), launch, job startup, lock wait, VM delete, bookkeeping (to the finalizer removed)."
   - A run whose sources are incomplete (a job by an older version of this collection, a hand run without a controller,
     expired Events, an instance never provisioned) is reported with the phases that can be known; in RV(runs),
     C(missing) names the others and C(missing_why) says why.
