@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r""" module: computeinstance_latency_info
+DOCUMENTATION = r"""
+module: computeinstance_latency_info
 short_description: Break the time of ComputeInstance provisions and deprovisions down by phase
 version_added: 0.1.0
 description:
@@ -20,7 +21,8 @@ description:
   - "Provision phases: queue (request to job created), launch (created to started), job startup (started to the lock
     wait), lock wait, VM apply, import (DataVolumes), boot (to VM Ready), bookkeeping (Ready to status written),
     operator observed (our status write to the operator's next status write). Deprovision phases: queue
-    (deletionTimestamp to job created), launch, job startup, lock wait, VM delete, bookkeeping (to the finalizer removed)."
+    (deletionTimestamp to job created), launch, job startup, lock wait, VM delete, bookkeeping (to the finalizer
+    removed)."
   - A run whose sources are incomplete (a job by an older version of this collection, a hand run without a controller,
     expired Events, an instance never provisioned) is reported with the phases that can be known; in RV(runs),
     C(missing) names the others and C(missing_why) says why.
