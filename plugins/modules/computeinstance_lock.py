@@ -136,7 +136,6 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import 
     check_lease_duration,
     holder_job,
     holder_of,
-    is_expired,
 )
 
 
@@ -174,12 +173,7 @@ def main():
 
     try:
         if module.check_mode:
-            lease = lock.read()
-            free = lease is None or holder_of(lease) == lock.holder or is_expired(lease)
-            ours = lease is not None and holder_of(lease) == lock.holder
-            if params["state"] == "absent":
-                done(holder_of(lease), changed=ours, acquired=False)
-            done(holder_of(lease), changed=params["state"] == "present" and free and not ours, acquired=free, waited=0.0)
+            done(**lock.preview(params["state"]))
         if params["state"] == "present":
             timings = {"lock_wait_begun": micro_time(utc_now()), "lock_waited_for": None}
 
