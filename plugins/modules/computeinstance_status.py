@@ -113,7 +113,8 @@ options:
       - After the writes, release the instance's lock (its Lease), which O(lock_holder) must hold. Another
         holder's lock is never touched; a job whose lock was taken over fails with C(fenced=LockLost) before
         its first write. The last write of a provision, which saves the job a separate
-        M(cloudkit.provisioning.computeinstance_lock) task with O(cloudkit.provisioning.computeinstance_lock#module:state=absent).
+        M(cloudkit.provisioning.computeinstance_lock) task with
+        O(cloudkit.provisioning.computeinstance_lock#module:state=absent).
       - Not in check mode, and not when the instance is gone.
     type: bool
     default: false
@@ -143,7 +144,8 @@ options:
         description:
           - When each earlier phase ended, as the other modules return it in RV(timings) (RFC 3339 times keyed
             C(job_started), C(deletion_requested), C(lock_wait_begun), C(lock_acquired), C(vm_applied),
-            C(datavolume_imported), C(vm_ready), C(vm_deleted)), plus C(lock_waited_for), the holder this job waited for.
+            C(datavolume_imported), C(vm_ready), C(vm_deleted)), plus C(lock_waited_for), the holder this job waited
+            for.
           - An unknown key or a value that is not a time fails the task, naming it, before anything is written.
         type: dict
         default: {}
