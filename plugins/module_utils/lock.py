@@ -19,7 +19,7 @@ import datetime
 import re
 import threading
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import (
     Conflict,
@@ -271,6 +271,16 @@ class InstanceLock(object):
                 if attempt + 1 == attempts:
                     raise
         return None
+
+    def preview(self, state: str) -> dict[str, Any]:
+        """What `state` (present, renewed, absent) would do, read-only, for check mode: holder, changed, acquired."""
+        lease = self.read()
+        ours = lease is not None and holder_of(lease) == self.holder
+        if state == "absent":
+            return {"holder": holder_of(lease), "changed": ours, "acquired": False}
+        free = lease is None or ours or is_expired(lease)
+        return {"holder": holder_of(lease), "changed": state == "present" and free and not ours, "acquired": free,
+                "waited": 0.0}
 
     def release(self):
         """Delete the lease if it is ours: (released, holder seen). Never deletes another job's lease."""

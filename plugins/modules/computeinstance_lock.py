@@ -128,7 +128,9 @@ timings:
 
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import micro_time, utc_now
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import (
+    INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule,
+)
 from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import (
     InstanceLock,
     LockLost,
@@ -136,7 +138,6 @@ from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import 
     check_lease_duration,
     holder_job,
     holder_of,
-    is_expired,
 )
 
 
@@ -166,20 +167,17 @@ def main():
     if live is not None:
         owner = {"apiVersion": live["apiVersion"], "kind": live["kind"], "name": live["metadata"]["name"], "uid": uid}
     lock = InstanceLock(module.client, identity["namespace"], uid, params["holder"], params["lease_duration"],
-                        labels=names.instance_labels(identity["name"], uid), owner=owner, dead_holders=params["dead_holders"])
+                        labels=names.instance_labels(identity["name"], uid), owner=owner,
+                        dead_holders=params["dead_holders"])
     result = {"exists": live is not None, "lease": {"namespace": lock.namespace, "name": lock.name}}
 
     def done(holder, **facts):
-        module.exit_json(holder=holder, holder_job=holder_job(holder, params["controller_host"]), **dict(result, **facts))
+        module.exit_json(holder=holder, holder_job=holder_job(holder, params["controller_host"]),
+                         **dict(result, **facts))
 
     try:
         if module.check_mode:
-            lease = lock.read()
-            free = lease is None or holder_of(lease) == lock.holder or is_expired(lease)
-            ours = lease is not None and holder_of(lease) == lock.holder
-            if params["state"] == "absent":
-                done(holder_of(lease), changed=ours, acquired=False)
-            done(holder_of(lease), changed=params["state"] == "present" and free and not ours, acquired=free, waited=0.0)
+            done(**lock.preview(params["state"]))
         if params["state"] == "present":
             timings = {"lock_wait_begun": micro_time(utc_now()), "lock_waited_for": None}
 
@@ -201,10 +199,10 @@ def main():
     except LockTimeout as exc:
         module.fail_json(msg=str(exc), acquired=False, **result)
     except LockLost as exc:
-        module.fail_api(exc, "cannot renew Lease %s/%s" % (lock.namespace, lock.name), acquired=False, **result)
+        module.fail_api(exc, f"cannot renew Lease {lock.namespace}/{lock.name}", acquired=False, **result)
     except KubeError as error:
         verb = {"present": "acquire", "renewed": "renew", "absent": "release"}[params["state"]]
-        module.fail_api(error, "cannot %s Lease %s/%s" % (verb, lock.namespace, lock.name), **result)
+        module.fail_api(error, f"cannot {verb} Lease {lock.namespace}/{lock.name}", **result)
 
 
 if __name__ == "__main__":

@@ -113,7 +113,8 @@ options:
       - After the writes, release the instance's lock (its Lease), which O(lock_holder) must hold. Another
         holder's lock is never touched; a job whose lock was taken over fails with C(fenced=LockLost) before
         its first write. The last write of a provision, which saves the job a separate
-        M(cloudkit.provisioning.computeinstance_lock) task with O(cloudkit.provisioning.computeinstance_lock#module:state=absent).
+        M(cloudkit.provisioning.computeinstance_lock) task with
+        O(cloudkit.provisioning.computeinstance_lock#module:state=absent).
       - Not in check mode, and not when the instance is gone.
     type: bool
     default: false
@@ -143,7 +144,8 @@ options:
         description:
           - When each earlier phase ended, as the other modules return it in RV(timings) (RFC 3339 times keyed
             C(job_started), C(deletion_requested), C(lock_wait_begun), C(lock_acquired), C(vm_applied),
-            C(datavolume_imported), C(vm_ready), C(vm_deleted)), plus C(lock_waited_for), the holder this job waited for.
+            C(datavolume_imported), C(vm_ready), C(vm_deleted)), plus C(lock_waited_for), the holder this job waited
+            for.
           - An unknown key or a value that is not a time fails the task, naming it, before anything is written.
         type: dict
         default: {}
@@ -250,22 +252,10 @@ phase_events:
       action: Provision
 """
 
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_errors import KubeError, NotFound
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_resources import contract_resources
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.latency import LatencyError, check_timings, record_phase_events
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.lock import InstanceDeleting, InstanceLock
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.metadata import BeingDeleted, check_uid, set_annotation, set_finalizer
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.status import (
-    StatusError,
-    events_for,
-    record_events,
-    status_changes,
-    update_status,
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.kube_module import (
+    INSTANCE_CONSTRAINTS, INSTANCE_SPEC, KubeModule,
 )
-from ansible_collections.cloudkit.provisioning.plugins.module_utils.times import micro_time, utc_now
-
-PLACEHOLDER_VERSIONS = ("unknown", "none", "null", "undefined")
+from ansible_collections.cloudkit.provisioning.plugins.module_utils.outcome import write_outcome
 
 
 def main():
@@ -295,117 +285,10 @@ def main():
     argument_spec.update(INSTANCE_SPEC)
     module = KubeModule(argument_spec=argument_spec, supports_check_mode=True,
                         required_if=[("release_lock", True, ("lock_holder",))],
-                        mutually_exclusive=INSTANCE_CONSTRAINTS["mutually_exclusive"] + [("add_finalizer", "remove_finalizer")],
-                        **dict((k, v) for k, v in INSTANCE_CONSTRAINTS.items() if k != "mutually_exclusive"))
-    params = module.params
-    version = params["reconciled_config_version"]
-    if version is not None and (not version.strip() or version.strip().lower() in PLACEHOLDER_VERSIONS):
-        module.fail_json(msg="reconciled_config_version must be the desired config version that was provisioned, got %r" % version)
-
-    try:
-        explicit_events = events_for({}, {}, {"event": params["event"]}) if params["event"] else []
-    except StatusError as exc:
-        module.fail_json(msg=str(exc))
-    if params["phase_events"] and not params["lock_holder"]:
-        module.fail_json(msg="phase_events needs lock_holder: it names the job in each phase Event")
-    try:
-        timings = check_timings(params["phase_events"]["timings"], "phase_events.timings") if params["phase_events"] else {}
-    except LatencyError as exc:
-        module.fail_json(msg=str(exc))
-
-    identity, names = module.identify_instance()
-    resource = contract_resources(names)[0]
-    client = module.client
-    name, namespace = identity["name"], identity["namespace"]
-    result = {"changed": False, "changed_fields": [], "events": [], "lock_released": False, "timings": {}, "phase_events": []}
-    options = dict((key, params[key]) for key in ("phase", "conditions", "virtual_machine_reference", "job", "job_records", "last_restarted_at"))
-    owned = None
-    uid = identity.get("uid")
-    try:
-        live = client.get(resource, name, namespace)
-        # Checked before any write: a job must never write on a namesake created after it was launched.
-        check_uid(live, uid)
-        uid = live["metadata"]["uid"]
-        deleting = live["metadata"].get("deletionTimestamp")
-        if deleting and (params["add_finalizer"] or version is not None or params["phase"] in ("Ready", "Progressing")):
-            raise InstanceDeleting("ComputeInstance %s/%s is being deleted (since %s): no provisioning outcome is written"
-                                   % (namespace, name, deleting))
-        if params["lock_holder"] and not module.check_mode:
-            module.hold_lease(live, names, params["lock_holder"])
-        finalizers_before = list(live["metadata"].get("finalizers") or [])
-        if params["add_finalizer"]:
-            owned = set_finalizer(client, resource, name, namespace, names.finalizer, True, check_mode=module.check_mode, live=live, uid=uid)
-            live = owned["live"]
-            if owned["changed"]:
-                result["changed"] = True
-                result["changed_fields"].append("finalizers")
-        changed, before, after, live = update_status(client, resource, name, namespace, options, check_mode=module.check_mode, live=live, uid=uid)
-    except NotFound:
-        module.warn("ComputeInstance %s/%s does not exist: no status written" % (namespace, name))
-        module.exit_json(exists=False, **result)
-    except (StatusError, BeingDeleted) as exc:
-        module.fail_json(msg=str(exc))
-    except KubeError as error:
-        module.fail_api(error, "cannot update the status of ComputeInstance %s/%s" % (namespace, name))
-    finalizers = owned["finalizers"] if owned else finalizers_before
-    result.update(exists=True, changed=result["changed"] or changed, status=after, finalizers=finalizers,
-                  changed_fields=sorted(result["changed_fields"] + status_changes(before, after)))
-
-    annotation = names.reconciled_config_version_annotation
-    annotation_before = (live["metadata"].get("annotations") or {}).get(annotation)
-    if version is not None:
-        try:
-            annotation_changed, live = set_annotation(client, resource, name, namespace, annotation, version.strip(),
-                                                      check_mode=module.check_mode, live=live, uid=uid)
-        except KubeError as error:
-            module.fail_api(error, "cannot set %s on ComputeInstance %s/%s" % (annotation, namespace, name), **result)
-        if annotation_changed:
-            result["changed"] = True
-            result["changed_fields"].append("annotation")
-    result["resource_version"] = live["metadata"].get("resourceVersion")
-    if any(params[key] for key in ("phase", "conditions", "virtual_machine_reference", "job", "last_restarted_at")) or version is not None:
-        result["timings"]["status_written"] = micro_time(utc_now())
-
-    if params["record_events"] and not module.check_mode:
-        events = events_for(before, after, options if changed else {})
-        events.extend(explicit_events)
-        for warning in record_events(client, live, events):
-            module.warn(warning)
-        result["events"] = [{"reason": r, "message": m, "type": t} for r, m, t in events]
-
-    if params["remove_finalizer"]:
-        try:
-            let_go = set_finalizer(client, resource, name, namespace, names.finalizer, False, check_mode=module.check_mode, live=live, uid=uid)
-        except KubeError as error:
-            module.fail_api(error, "cannot remove finalizer %s from ComputeInstance %s/%s" % (names.finalizer, namespace, name), **result)
-        if let_go["changed"]:
-            result["changed"] = True
-            result["changed_fields"].append("finalizers")
-            finalizers = result["finalizers"] = let_go["finalizers"]
-            result["timings"]["finalizer_removed"] = micro_time(utc_now())
-    # The job's last write is done: the instance (and with it the Lease) may be gone any moment now.
-    module.release_fence()
-    if params["release_lock"] and not module.check_mode:
-        lock = InstanceLock(client, namespace, live["metadata"]["uid"], params["lock_holder"])
-        try:
-            result["lock_released"], _holder = lock.release()
-        except KubeError as error:
-            module.fail_api(error, "status written; cannot release Lease %s/%s" % (lock.namespace, lock.name), **result)
-        if result["lock_released"]:
-            result["timings"]["lock_released"] = micro_time(utc_now())
-    if params["phase_events"] and not module.check_mode:
-        # Last, off the path to Ready: the operator may already see Ready while these are written.
-        result["phase_events"], warnings = record_phase_events(client, live, params["phase_events"]["action"], params["lock_holder"],
-                                                               dict(timings, **result["timings"]))
-        for warning in warnings:
-            module.warn(warning)
-
-    if result["changed"] and module._diff:
-        result["diff"] = {
-            "before": {"status": before, "annotation": annotation_before, "finalizers": finalizers_before},
-            "after": {"status": after, "annotation": version.strip() if version is not None else annotation_before, "finalizers": finalizers},
-        }
-    module.exit_json(**result)
+                        mutually_exclusive=INSTANCE_CONSTRAINTS["mutually_exclusive"]
+                        + [("add_finalizer", "remove_finalizer")],
+                        **{k: v for k, v in INSTANCE_CONSTRAINTS.items() if k != "mutually_exclusive"})
+    module.exit_json(**write_outcome(module))
 
 
 if __name__ == "__main__":
