@@ -229,8 +229,8 @@ waited_on:
 timings:
   description:
     - When each phase ended (RFC 3339, microseconds), seen on the way without extra requests. V(present) -
-      C(vm_applied) (every object written), C(datavolume_imported) (the VM left C(Provisioning)), C(vm_ready) (or
-      C(vm_stopped) when halted); V(absent) - C(vm_deleted) (everything gone). Pass them on to
+      C(vm_applied) (every object written), C(datavolume_imported) (the VM left C(Provisioning)), C(vm_ready) (none
+      when halted, as nothing boots); V(absent) - C(vm_deleted) (everything gone). Pass them on to
       O(cloudkit.provisioning.computeinstance_status#module:phase_events); an AAP job log shows them here.
     - Empty in check mode; a phase not reached (a failure, O(wait=false)) is missing.
   returned: always
